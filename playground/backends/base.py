@@ -1,0 +1,129 @@
+"""The one interface every inference runtime adapter implements.
+
+An adapter lives in its own module under ``playground/backends/`` and is only ever
+imported inside a worker process (see ``playground.engine.worker``), so heavy runtime
+imports belong inside its methods, never at module top level: the app process stays
+free of torch / OpenVINO / ORT thread pools.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from playground.settings import GenerationSettings
+
+# Called by an adapter for every generated token (or small group of tokens) with the
+# text those tokens decode to (may be "") and how many tokens it covers. Returns False
+# when the caller wants generation to stop. Must stay cheap: it runs per token.
+TokenCallback = Callable[[str, int], bool]
+
+# Called with a human-readable step during long operations (conversion, compilation).
+ProgressCallback = Callable[[str], None]
+
+
+class BackendError(Exception):
+    """A failure with a message meant for the user of the playground, not a traceback."""
+
+
+class MissingPackageError(BackendError):
+    """The runtime package of a backend is not installed in this environment."""
+
+
+class DeviceUnavailableError(BackendError):
+    """The requested device is not present or not supported by this backend."""
+
+
+class ModelFormatError(BackendError):
+    """The model cannot be converted to / loaded in this backend's format."""
+
+
+@dataclass
+class DeviceProbe:
+    """One device a backend may run on, as found by probing this machine."""
+
+    device: str  # the identifier the user picks, e.g. "CPU", "GPU.0", "NPU", "cuda", "dml"
+    available: bool
+    note: str = ""  # why not available, or what it really runs on ("no NPU: CPU fallback")
+
+
+@dataclass
+class BackendProbe:
+    """What a backend can do here: installed or not, which devices, which precisions."""
+
+    backend: str
+    label: str
+    installed: bool
+    version: str = ""
+    reason: str = ""  # when not installed / not usable: why, and how to fix it
+    devices: list[DeviceProbe] = field(default_factory=list)
+    precisions: list[str] = field(default_factory=list)
+    default_precision: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.installed and any(d.available for d in self.devices)
+
+    def default_device(self) -> str | None:
+        for probe in self.devices:
+            if probe.available:
+                return probe.device
+        return None
+
+
+@dataclass
+class GenerationOutput:
+    """What an adapter reports after a generation; timing is measured by the caller."""
+
+    prompt_tokens: int
+    new_tokens: int
+    stopped: bool = False  # the caller asked to stop before the end
+
+
+class Backend(ABC):
+    """A runtime that loads one model at one precision on one device and streams tokens.
+
+    Lifecycle inside a worker: ``probe()`` (class level) -> ``load()`` once ->
+    ``generate()`` any number of times -> ``unload()``.
+    """
+
+    name: ClassVar[str]  # registry key, e.g. "openvino-genai"
+    label: ClassVar[str]  # what the UI shows
+    precisions: ClassVar[tuple[str, ...]]
+    default_precision: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.device: str = ""
+        self.device_note: str = ""  # shown next to results, e.g. "no NPU: CPU fallback"
+        self.precision: str = ""
+        self.context_length: int | None = None
+
+    @classmethod
+    @abstractmethod
+    def probe(cls) -> BackendProbe:
+        """Find out whether the runtime is installed and which devices it can use here."""
+
+    @abstractmethod
+    def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
+        """Convert (through the cache) and load ``model_dir`` for ``device`` at ``precision``."""
+
+    @abstractmethod
+    def generate(
+        self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
+    ) -> GenerationOutput:
+        """Generate from an already chat-templated ``prompt``; stream through ``on_tokens``."""
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Release the model; the worker process exits right after, so this may be a no-op."""
+
+    def check_precision(self, precision: str) -> str:
+        precision = precision or self.default_precision
+        if precision not in self.precisions:
+            raise BackendError(
+                f"{self.label} does not support precision {precision!r}; "
+                f"choose one of {', '.join(self.precisions)}"
+            )
+        return precision

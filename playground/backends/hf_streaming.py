@@ -1,0 +1,66 @@
+"""Streaming for backends that generate through ``transformers``' ``generate()``.
+
+Shared by the transformers, optimum-intel and NPU-library adapters: they all call a
+``generate()`` that accepts a ``streamer`` and ``stopping_criteria``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground.backends.base import TokenCallback
+
+
+def make_streamer(tokenizer: Any, on_tokens: TokenCallback) -> Any:
+    """A TextStreamer that forwards decoded words and token counts to ``on_tokens``.
+
+    TextStreamer already solves incremental decoding (whole words, UTF-8 safety); we only
+    count tokens per ``put`` and remember when the caller asks to stop.
+    """
+    from transformers import TextStreamer
+
+    class CallbackStreamer(TextStreamer):
+        def __init__(self) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.pending_tokens = 0
+            self.stop_requested = False
+
+        def put(self, value: Any) -> None:
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.pending_tokens += int(value.shape[-1]) if value.ndim else 1
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            count, self.pending_tokens = self.pending_tokens, 0
+            if (text or count) and not on_tokens(text, count):
+                self.stop_requested = True
+
+    return CallbackStreamer()
+
+
+def make_stopping_criteria(streamer: Any) -> Any:
+    """Stops ``generate()`` at the next step once the streamer's caller asked to stop."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full(
+                (input_ids.shape[0],), streamer.stop_requested, dtype=torch.bool, device=input_ids.device
+            )
+
+    return StoppingCriteriaList([StopWhenAsked()])
+
+
+def hf_generate_kwargs(settings: Any, tokenizer: Any) -> dict[str, Any]:
+    """Generation arguments equivalent to the other runtimes' for the same settings."""
+    kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens, "do_sample": settings.do_sample}
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if not settings.stop_at_eos:
+        kwargs["min_new_tokens"] = settings.max_new_tokens
+    if tokenizer.pad_token_id is None:
+        kwargs["pad_token_id"] = tokenizer.eos_token_id
+    return kwargs

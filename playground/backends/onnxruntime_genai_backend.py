@@ -1,0 +1,135 @@
+"""ONNX Runtime GenAI: its model builder's ONNX model and its own generation loop.
+
+The execution provider is picked at run time from what the installed wheel supports:
+CPU everywhere, DirectML with ``onnxruntime-genai-directml`` (Windows), CUDA with
+``onnxruntime-genai-cuda``. Only one of those wheels fits in an environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from playground.backends.base import (
+    Backend,
+    BackendError,
+    BackendProbe,
+    DeviceProbe,
+    DeviceUnavailableError,
+    GenerationOutput,
+    ProgressCallback,
+    TokenCallback,
+)
+from playground.models.exporters import ort_genai_model
+from playground.settings import GenerationSettings
+
+FLAVOURS = ("onnxruntime-genai", "onnxruntime-genai-cuda", "onnxruntime-genai-directml")
+# fp16 kernels are for GPUs; the CPU provider runs fp32 and int4.
+GPU_ONLY_PRECISIONS = ("fp16",)
+
+
+def installed_flavour() -> str | None:
+    for name in FLAVOURS:
+        try:
+            version(name)
+            return name
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+class ONNXRuntimeGenAIBackend(Backend):
+    name = "onnxruntime-genai"
+    label = "ONNX Runtime GenAI"
+    precisions = ("int4", "fp32", "fp16")
+    default_precision = "int4"
+
+    @classmethod
+    def probe(cls) -> BackendProbe:
+        result = BackendProbe(
+            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            default_precision=cls.default_precision,
+        )
+        flavour = installed_flavour()
+        if flavour is None or not importlib.util.find_spec("onnxruntime_genai"):
+            result.reason = "onnxruntime-genai not installed: pip install -r requirements.txt"
+            return result
+        import onnxruntime_genai as og
+
+        result.installed = True
+        result.version = f"{flavour} {version(flavour)}"
+        result.devices.append(DeviceProbe("cpu", True, "CPU execution provider"))
+        dml = og.is_dml_available()
+        result.devices.append(
+            DeviceProbe("dml", dml, "DirectML (DirectX 12 GPU)" if dml else
+                        "DirectML needs Windows and onnxruntime-genai-directml")
+        )
+        cuda = og.is_cuda_available()
+        result.devices.append(
+            DeviceProbe("cuda", cuda, "CUDA" if cuda else
+                        "CUDA needs an NVIDIA GPU and onnxruntime-genai-cuda")
+        )
+        return result
+
+    def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
+        import onnxruntime_genai as og
+
+        self.precision = self.check_precision(precision)
+        self.device = (device or "cpu").lower()
+        available = {"cpu": True, "dml": og.is_dml_available(), "cuda": og.is_cuda_available()}
+        if not available.get(self.device):
+            raise DeviceUnavailableError(
+                f"Execution provider {self.device!r} is not available in {installed_flavour()}: "
+                "DirectML needs onnxruntime-genai-directml on Windows, CUDA needs onnxruntime-genai-cuda."
+            )
+        if self.device == "cpu" and self.precision in GPU_ONLY_PRECISIONS:
+            raise BackendError("onnxruntime-genai on cpu runs int4 or fp32; fp16 needs dml or cuda.")
+        model_path, _ = ort_genai_model(model_dir, self.precision, self.device, progress)
+        progress(f"Creating session ({self.device})")
+        config = og.Config(str(model_path))
+        config.clear_providers()
+        if self.device != "cpu":
+            config.append_provider(self.device)
+        self.model: Any = og.Model(config)
+        self.tokenizer = og.Tokenizer(self.model)
+        import json
+
+        genai_config = json.loads((model_path / "genai_config.json").read_text())
+        self.context_length = genai_config.get("model", {}).get("context_length")
+
+    def generate(
+        self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
+    ) -> GenerationOutput:
+        import onnxruntime_genai as og
+
+        tokens = self.tokenizer.encode(prompt)
+        prompt_tokens = len(tokens)
+        params = og.GeneratorParams(self.model)
+        options: dict[str, Any] = {
+            "max_length": prompt_tokens + settings.max_new_tokens,
+            "do_sample": settings.do_sample,
+        }
+        if settings.do_sample:
+            options.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0,
+                           random_seed=settings.seed)
+        if not settings.stop_at_eos:
+            options["min_length"] = prompt_tokens + settings.max_new_tokens
+        params.set_search_options(**options)
+        generator = og.Generator(self.model, params)
+        stream = self.tokenizer.create_stream()
+        generator.append_tokens(tokens)
+        count = 0
+        stopped = False
+        while not generator.is_done():
+            generator.generate_next_token()
+            token = generator.get_next_tokens()[0]
+            count += 1
+            if not on_tokens(stream.decode(token), 1):
+                stopped = True
+                break
+        return GenerationOutput(prompt_tokens, count, stopped)
+
+    def unload(self) -> None:
+        self.model = None

@@ -1,0 +1,130 @@
+"""OpenVINO GenAI's LLMPipeline: the C++ generation loop, on CPU, GPU or NPU."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from playground.backends.base import (
+    Backend,
+    BackendProbe,
+    GenerationOutput,
+    ProgressCallback,
+    TokenCallback,
+)
+from playground.backends.openvino_common import (
+    latency_config,
+    probe_openvino_devices,
+    require_openvino_device,
+)
+from playground.models.exporters import openvino_ir
+from playground.settings import GenerationSettings
+
+# NPU pipelines are compiled for static shapes: the prompt may not exceed MAX_PROMPT_LEN.
+NPU_MAX_PROMPT_LEN = 1024
+NPU_MIN_RESPONSE_LEN = 128
+
+
+class OpenVINOGenAIBackend(Backend):
+    name = "openvino-genai"
+    label = "OpenVINO GenAI"
+    precisions = ("int4", "int8", "fp16")
+    default_precision = "int4"
+
+    @classmethod
+    def probe(cls) -> BackendProbe:
+        result = BackendProbe(
+            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            default_precision=cls.default_precision,
+        )
+        if not importlib.util.find_spec("openvino_genai"):
+            result.reason = "openvino-genai not installed: pip install -r requirements.txt"
+            return result
+        import openvino_genai
+
+        result.installed = True
+        result.version = f"openvino-genai {openvino_genai.__version__}"
+        result.devices = probe_openvino_devices()
+        return result
+
+    def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
+        import openvino_genai as ov_genai
+
+        self.precision = self.check_precision(precision)
+        self.device = require_openvino_device(device)
+        npu = self.device.startswith("NPU")
+        variant = "int4-npu" if npu and self.precision == "int4" else self.precision
+        ir_dir, _ = openvino_ir(model_dir, variant, progress)
+        config: dict[str, Any] = latency_config(self.device)
+        if npu:
+            config.update(MAX_PROMPT_LEN=NPU_MAX_PROMPT_LEN, MIN_RESPONSE_LEN=NPU_MIN_RESPONSE_LEN)
+            self.device_note = f"NPU static shapes: prompt <= {NPU_MAX_PROMPT_LEN} tokens"
+        progress(f"Compiling for {self.device}")
+        self.pipe = ov_genai.LLMPipeline(str(ir_dir), self.device, **config)
+        self.tokenizer = self.pipe.get_tokenizer()
+        self.context_length = NPU_MAX_PROMPT_LEN + NPU_MIN_RESPONSE_LEN if npu else None
+
+    def generate(
+        self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
+    ) -> GenerationOutput:
+        import openvino_genai as ov_genai
+
+        inputs = self.tokenizer.encode([prompt], add_special_tokens=False)
+        prompt_tokens = int(inputs.input_ids.get_shape()[-1])
+        if self.device.startswith("NPU") and prompt_tokens > NPU_MAX_PROMPT_LEN:
+            from playground.backends.base import BackendError
+
+            raise BackendError(
+                f"The prompt has {prompt_tokens} tokens; the NPU pipeline is compiled for at most "
+                f"{NPU_MAX_PROMPT_LEN} (MAX_PROMPT_LEN)."
+            )
+        config = self.pipe.get_generation_config()
+        config.max_new_tokens = settings.max_new_tokens
+        config.apply_chat_template = False
+        config.do_sample = settings.do_sample
+        if settings.do_sample:
+            config.temperature = settings.temperature
+            config.top_p = settings.top_p
+            config.top_k = 0
+            config.rng_seed = settings.seed
+        if not settings.stop_at_eos:
+            config.ignore_eos = True
+            config.min_new_tokens = settings.max_new_tokens
+        streamer = make_counting_streamer(ov_genai, self.tokenizer, on_tokens)
+        self.pipe.generate(inputs, config, streamer)
+        return GenerationOutput(prompt_tokens, streamer.count, streamer.stopped)
+
+
+def make_counting_streamer(ov_genai: Any, tokenizer: Any, on_tokens: TokenCallback) -> Any:
+    """Counts tokens itself; openvino-genai's TextStreamer does the incremental decoding."""
+
+    class CountingStreamer(ov_genai.StreamerBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+            self.stopped = False
+            self.text = ""
+            self.decoder = ov_genai.TextStreamer(tokenizer, self._collect)
+
+        def _collect(self, text: str) -> ov_genai.StreamingStatus:
+            self.text += text
+            return ov_genai.StreamingStatus.RUNNING
+
+        def write(self, token: Any) -> ov_genai.StreamingStatus:
+            new = len(token) if isinstance(token, list) else 1
+            self.count += new
+            self.decoder.write(token)
+            text, self.text = self.text, ""
+            if not on_tokens(text, new):
+                self.stopped = True
+                return ov_genai.StreamingStatus.STOP
+            return ov_genai.StreamingStatus.RUNNING
+
+        def end(self) -> None:
+            self.decoder.end()
+            if self.text:
+                on_tokens(self.text, 0)
+                self.text = ""
+
+    return CountingStreamer()

@@ -1,0 +1,91 @@
+"""OpenVINO through optimum-intel's OVModelForCausalLM, exactly as the Phi-3 AI PC guide runs it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from playground.backends.base import (
+    Backend,
+    BackendProbe,
+    GenerationOutput,
+    ProgressCallback,
+    TokenCallback,
+)
+from playground.backends.hf_streaming import (
+    hf_generate_kwargs,
+    make_stopping_criteria,
+    make_streamer,
+)
+from playground.backends.openvino_common import (
+    latency_config,
+    probe_openvino_devices,
+    require_openvino_device,
+)
+from playground.models.exporters import openvino_ir
+from playground.settings import GenerationSettings
+
+
+class OptimumIntelBackend(Backend):
+    name = "optimum-intel"
+    label = "OpenVINO (optimum-intel)"
+    precisions = ("int4", "int8", "fp16")
+    default_precision = "int4"
+
+    @classmethod
+    def probe(cls) -> BackendProbe:
+        result = BackendProbe(
+            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            default_precision=cls.default_precision,
+        )
+        if not importlib.util.find_spec("optimum") or not importlib.util.find_spec("optimum.intel"):
+            result.reason = "optimum-intel not installed: pip install -r requirements.txt"
+            return result
+        from importlib.metadata import version
+
+        result.installed = True
+        result.version = f"optimum-intel {version('optimum-intel')}"
+        # Dynamic-shape models through optimum-intel are not meant for the NPU.
+        result.devices = [
+            probe if not probe.device.startswith("NPU")
+            else type(probe)(probe.device, False, "optimum-intel does not target the NPU; "
+                             "use openvino-genai or the NPU library")
+            for probe in probe_openvino_devices()
+        ]
+        return result
+
+    def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
+        from optimum.intel import OVModelForCausalLM
+        from transformers import AutoTokenizer
+
+        self.precision = self.check_precision(precision)
+        self.device = require_openvino_device(device)
+        ir_dir, _ = openvino_ir(model_dir, self.precision, progress)
+        progress(f"Compiling for {self.device}")
+        self.tokenizer = AutoTokenizer.from_pretrained(ir_dir)
+        self.model: Any = OVModelForCausalLM.from_pretrained(
+            ir_dir, device=self.device, ov_config=latency_config(self.device)
+        )
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
+
+    def generate(
+        self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
+    ) -> GenerationOutput:
+        import torch
+
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        prompt_tokens = int(inputs["input_ids"].shape[-1])
+        streamer = make_streamer(self.tokenizer, on_tokens)
+        if settings.do_sample:
+            torch.manual_seed(settings.seed)
+        output = self.model.generate(
+            **inputs,
+            streamer=streamer,
+            stopping_criteria=make_stopping_criteria(streamer),
+            **hf_generate_kwargs(settings, self.tokenizer),
+        )
+        return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+
+    def unload(self) -> None:
+        self.model = None

@@ -1,0 +1,103 @@
+"""PyTorch through Hugging Face transformers: the reference every other runtime is compared to."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from playground.backends.base import (
+    Backend,
+    BackendProbe,
+    DeviceProbe,
+    DeviceUnavailableError,
+    GenerationOutput,
+    ProgressCallback,
+    TokenCallback,
+)
+from playground.backends.hf_streaming import (
+    hf_generate_kwargs,
+    make_stopping_criteria,
+    make_streamer,
+)
+from playground.settings import GenerationSettings
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+    label = "PyTorch (transformers)"
+    precisions = ("fp32", "bf16", "fp16")
+    default_precision = "fp32"
+
+    @classmethod
+    def probe(cls) -> BackendProbe:
+        result = BackendProbe(
+            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            default_precision=cls.default_precision,
+        )
+        if not (importlib.util.find_spec("torch") and importlib.util.find_spec("transformers")):
+            result.reason = "torch / transformers not installed: pip install -r requirements.txt"
+            return result
+        import torch
+        import transformers
+
+        result.installed = True
+        result.version = f"transformers {transformers.__version__}, torch {torch.__version__}"
+        result.devices.append(DeviceProbe("cpu", True, f"{torch.get_num_threads()} threads"))
+        if torch.cuda.is_available():
+            for index in range(torch.cuda.device_count()):
+                result.devices.append(DeviceProbe(f"cuda:{index}", True, torch.cuda.get_device_name(index)))
+        else:
+            result.devices.append(DeviceProbe("cuda", False, "no CUDA device (or CPU-only torch)"))
+        xpu = getattr(torch, "xpu", None)
+        if xpu is not None and xpu.is_available():
+            result.devices.append(DeviceProbe("xpu", True, "Intel GPU (XPU)"))
+        else:
+            result.devices.append(DeviceProbe("xpu", False, "no Intel XPU device visible to torch"))
+        return result
+
+    def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.precision = self.check_precision(precision)
+        device = device or "cpu"
+        kind = device.split(":")[0]
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise DeviceUnavailableError("CUDA is not available here (no NVIDIA GPU or a CPU-only torch).")
+        if kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+            raise DeviceUnavailableError("No Intel XPU device is visible to torch here.")
+        if kind not in ("cpu", "cuda", "xpu"):
+            raise DeviceUnavailableError(f"transformers cannot run on {device!r}; use cpu, cuda or xpu.")
+        progress(f"Loading weights ({self.precision}) on {device}")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model: Any = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, DTYPES[self.precision])
+        ).to(device)
+        self.model.eval()
+        self.device = device
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
+
+    def generate(
+        self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
+    ) -> GenerationOutput:
+        import torch
+
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        prompt_tokens = int(inputs["input_ids"].shape[-1])
+        streamer = make_streamer(self.tokenizer, on_tokens)
+        if settings.do_sample:
+            torch.manual_seed(settings.seed)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                streamer=streamer,
+                stopping_criteria=make_stopping_criteria(streamer),
+                **hf_generate_kwargs(settings, self.tokenizer),
+            )
+        return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+
+    def unload(self) -> None:
+        self.model = None

@@ -1,0 +1,318 @@
+"""Run one prompt (or several) through several backends, each in its own worker.
+
+``sequential`` gives every backend the machine to itself (the fair comparison);
+``parallel`` races them. Both modes use the same lane state machine; they only differ
+in how many lanes are live at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+from playground.backends import backend_names
+from playground.engine.events import LaneEvent
+from playground.engine.launcher import WorkerDied, WorkerProcess
+from playground.engine.records import BackendSpec, RunRecord
+from playground.models.chat import render_prompt
+from playground.models.resolve import ModelSource, resolve_model
+from playground.models.tokens import count_prompt_tokens
+from playground.settings import GenerationSettings, SettingsError, validate_prompt
+
+MODES = ("sequential", "parallel")
+
+
+@dataclass
+class ComparisonRequest:
+    prompts: list[str]
+    specs: list[BackendSpec]
+    model: str = "demo"
+    system_prompt: str | None = None
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    mode: str = "sequential"
+    warmup: int = 0
+    runs: int = 1
+    load_timeout_s: float = 1800.0  # first-time conversion of a real 4B model takes minutes
+    idle_timeout_s: float = 120.0  # no token for this long while generating = hung
+    flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
+    allow_local_paths: bool = True  # False for requests coming from a shared web page
+
+
+@dataclass
+class PreparedPrompt:
+    user: str
+    templated: str
+    tokens: int | None  # counted with the model's tokenizer.json when it has one
+
+
+class Comparison:
+    """Validate a request, then ``events()`` runs it; ``stop()`` may be called from any thread."""
+
+    def __init__(
+        self,
+        request: ComparisonRequest,
+        on_worker: Callable[[str, int, bool], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.on_worker = on_worker  # (lane, pid, started) for the utilization monitor
+        self.records: list[RunRecord] = []
+        self._stop = threading.Event()
+        self._validate_request()
+        self.model: ModelSource = resolve_model(request.model, request.allow_local_paths)
+        self.prompts = [self._prepare(prompt) for prompt in request.prompts]
+
+    def _validate_request(self) -> None:
+        request = self.request
+        if request.mode not in MODES:
+            raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {request.mode!r}")
+        if not request.specs:
+            raise SettingsError("Pick at least one backend.")
+        if not request.prompts:
+            raise SettingsError("The prompt is empty: type a question or pick an example.")
+        if not 0 <= request.warmup <= 10 or not 1 <= request.runs <= 100:
+            raise SettingsError("warm-up runs must be 0-10 and measured runs 1-100")
+        for prompt in request.prompts:
+            validate_prompt(prompt)
+        request.settings.validate()
+        keys = [spec.key for spec in request.specs]
+        if len(set(keys)) != len(keys):
+            raise SettingsError("The same backend, device and precision is selected twice.")
+
+    def _prepare(self, prompt: str) -> PreparedPrompt:
+        templated = render_prompt(self.model.path, prompt, self.request.system_prompt)
+        tokens = count_prompt_tokens(self.model.path, templated)
+        context = self.model.context_length
+        wanted = self.request.settings.max_new_tokens
+        if tokens is not None and context and tokens + wanted > context:
+            raise SettingsError(
+                f"The prompt is {tokens:,} tokens and {wanted:,} new tokens are asked for, but the "
+                f"model's context is {context:,} tokens: shorten the prompt or lower max new tokens."
+            )
+        return PreparedPrompt(prompt, templated, tokens)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def events(self) -> Iterator[LaneEvent]:
+        lanes = [_Lane(spec, self) for spec in self.request.specs]
+        for lane in lanes:
+            yield LaneEvent(lane.key, "state", state="queued", message="waiting for its turn")
+        if self.request.mode == "parallel":
+            yield from self._drive(lanes)
+        else:
+            for lane in lanes:
+                yield from self._drive([lane])
+
+    def _drive(self, lanes: list[_Lane]) -> Iterator[LaneEvent]:
+        live: list[_Lane] = []
+        for lane in lanes:
+            if self._stop.is_set():
+                yield lane.finish("stopped", "stopped before it started")
+                continue
+            yield from lane.start()
+            if lane.worker is not None:
+                live.append(lane)
+        stop_sent = False
+        while live:
+            if self._stop.is_set() and not stop_sent:
+                stop_sent = True
+                for lane in live:
+                    yield from lane.stop()
+                live = [lane for lane in live if lane.worker is not None]
+                if not live:
+                    break
+            ready = wait([lane.worker.conn for lane in live], timeout=0.25)
+            for lane in list(live):
+                if lane.worker is not None and lane.worker.conn in ready:
+                    yield from lane.receive()
+                elif lane.worker is not None and lane.overdue():
+                    yield from lane.fail(lane.overdue_message(), kill=True)
+                if lane.worker is None:
+                    live.remove(lane)
+
+
+class _Lane:
+    """One backend's worker and its plan of runs: load, warm-ups, measured runs, exit."""
+
+    def __init__(self, spec: BackendSpec, comparison: Comparison) -> None:
+        self.spec = spec
+        self.key = spec.key
+        self.comparison = comparison
+        self.request = comparison.request
+        self.worker: WorkerProcess | None = None
+        self.phase = "queued"
+        self.last_heard = time.monotonic()
+        self.loaded: dict = {}
+        self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
+        self.plan: deque[tuple[int, int]] = deque(
+            (index, run)
+            for index in range(len(comparison.prompts))
+            for run in [0] * self.request.warmup + list(range(1, self.request.runs + 1))
+        )
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def start(self) -> Iterator[LaneEvent]:
+        known = backend_names()
+        if self.spec.backend not in known:
+            yield from self.fail(f"Unknown backend {self.spec.backend!r}; known: {', '.join(known)}.")
+            return
+        yield self._state("starting", "starting worker process")
+        self.last_heard = time.monotonic()
+        try:
+            self.worker = WorkerProcess(self.key)
+        except WorkerDied as exc:
+            yield from self.fail(str(exc))
+            return
+        if self.comparison.on_worker:
+            self.comparison.on_worker(self.key, self.worker.pid, True)
+        yield LaneEvent(self.key, "worker", pid=self.worker.pid)
+        self.phase = "loading"
+        self.worker.send(
+            "load", self.spec.backend, str(self.comparison.model.path), self.spec.device, self.spec.precision
+        )
+        yield self._state("loading", "loading model")
+
+    def stop(self) -> Iterator[LaneEvent]:
+        self.plan.clear()
+        if self.phase == "generating" and self.worker is not None:
+            self.worker.request_stop()
+        else:  # loading / converting: nothing to keep, end it now
+            yield from self.fail("stopped while loading", kill=True, state="stopped")
+
+    def receive(self) -> Iterator[LaneEvent]:
+        assert self.worker is not None
+        try:
+            message = self.worker.recv()
+        except WorkerDied as exc:
+            yield from self.fail(str(exc))
+            return
+        self.last_heard = time.monotonic()
+        kind = message[0]
+        if kind == "tokens":
+            _, text, count, elapsed = message
+            index, run = self.current or (0, 0)
+            yield LaneEvent(self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run,
+                            prompt_index=index)
+        elif kind == "progress":
+            text = message[1]
+            state = "converting" if "onvert" in text or "export" in text.lower() else "loading"
+            yield self._state(state, text)
+        elif kind == "loaded":
+            self.loaded = message[1]
+            yield self._state("loading", self._loaded_message())
+            yield from self._next_run()
+        elif kind == "result":
+            yield from self._finish_run(message[1])
+        elif kind == "error":
+            _, command, text, _trace = message
+            if command == "load":
+                yield from self.fail(text)
+            else:
+                yield from self._finish_run(None, error=text)
+
+    def _loaded_message(self) -> str:
+        info = self.loaded
+        note = f" ({info['device_note']})" if info.get("device_note") else ""
+        convert = f", converted in {info['convert_s']:.1f} s" if info.get("convert_s") else ""
+        return f"loaded on {info['device']} {info['precision']}{note} in {info['load_s']:.2f} s{convert}"
+
+    def _next_run(self) -> Iterator[LaneEvent]:
+        assert self.worker is not None
+        if not self.plan or self.comparison.stopping:
+            final = "stopped" if self.comparison.stopping else "done"
+            yield self.finish(final, "stopped" if final == "stopped" else "all runs finished")
+            return
+        self.current = self.plan.popleft()
+        index, run = self.current
+        prompt = self.comparison.prompts[index]
+        self.phase = "generating"
+        label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
+        if len(self.comparison.prompts) > 1:
+            label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
+        self.worker.send("generate", prompt.templated, self.request.settings.to_dict(),
+                         self.request.flush_interval_s)
+        yield self._state("generating", label)
+
+    def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
+        index, run = self.current or (0, 0)
+        self.current = None
+        if run > 0 or error:
+            record = self._record(index, max(run, 0), result, error)
+            self.comparison.records.append(record)
+            yield LaneEvent(self.key, "result", run=run, prompt_index=index, record=record,
+                            message=error)
+        yield from self._next_run()
+
+    def _record(self, index: int, run: int, result: dict | None, error: str) -> RunRecord:
+        info = self.loaded
+        record = RunRecord(
+            backend=self.spec.backend,
+            device=info.get("device") or self.spec.device,
+            precision=info.get("precision") or self.spec.precision,
+            model=self.comparison.model.name,
+            load_s=info.get("load_s"),
+            convert_s=info.get("convert_s"),
+            run=run,
+            prompt_index=index,
+            mode=self.request.mode,
+            device_note=info.get("device_note", ""),
+            error=error,
+        )
+        if result:
+            for name in ("prompt_tokens", "new_tokens", "ttft_s", "decode_tokens_per_s", "e2e_s",
+                         "peak_rss_mb", "text", "stopped"):
+                setattr(record, name, result[name])
+        return record
+
+    def finish(self, state: str, message: str) -> LaneEvent:
+        self.phase = state
+        if self.worker is not None:
+            pid = self.worker.pid
+            self.worker.close()
+            self.worker = None
+            if self.comparison.on_worker:
+                self.comparison.on_worker(self.key, pid, False)
+        return self._state(state, message)
+
+    def fail(self, message: str, kill: bool = False, state: str = "error") -> Iterator[LaneEvent]:
+        if kill and self.worker is not None:
+            self.worker.kill()
+        if state == "error":
+            record = self._record(self.current[0] if self.current else 0, 0, None, message)
+            self.comparison.records.append(record)
+            yield LaneEvent(self.key, "error", state="error", message=message, record=record)
+        self.plan.clear()
+        yield self.finish(state, message)
+
+    # -- timeouts ----------------------------------------------------------------------------
+
+    def overdue(self) -> bool:
+        limit = self.request.idle_timeout_s if self.phase == "generating" else self.request.load_timeout_s
+        return time.monotonic() - self.last_heard > limit
+
+    def overdue_message(self) -> str:
+        if self.phase == "generating":
+            return (f"{self.spec.backend} produced nothing for {self.request.idle_timeout_s:.0f} s and "
+                    "was stopped (worker killed); the other backends carry on.")
+        return (f"{self.spec.backend} did not finish loading within {self.request.load_timeout_s:.0f} s "
+                "and was stopped (worker killed).")
+
+    def _state(self, state: str, message: str) -> LaneEvent:
+        return LaneEvent(self.key, "state", state=state, message=message)
+
+
+def run_comparison(request: ComparisonRequest) -> list[RunRecord]:
+    """Headless convenience: run to completion and return the measured records."""
+    comparison = Comparison(request)
+    for _ in comparison.events():
+        pass
+    return comparison.records

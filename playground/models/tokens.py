@@ -1,0 +1,30 @@
+"""Count prompt tokens in the app process, without loading any runtime.
+
+Used to refuse a prompt longer than the model's context before any worker starts. The
+``tokenizers`` library is small and has no thread pools; models without a
+``tokenizer.json`` skip this check and rely on each backend's own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> Any:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
+def count_prompt_tokens(model_dir: Path, text: str) -> int | None:
+    tokenizer_file = model_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        return None
+    try:
+        tokenizer = _load(str(tokenizer_file))
+    except Exception:  # a tokenizer.json this version cannot read: leave it to the backends
+        return None
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
