@@ -49,7 +49,10 @@ class ONNXRuntimeGenAIBackend(Backend):
     @classmethod
     def probe(cls) -> BackendProbe:
         result = BackendProbe(
-            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            cls.name,
+            cls.label,
+            installed=False,
+            precisions=list(cls.precisions),
             default_precision=cls.default_precision,
         )
         flavour = installed_flavour()
@@ -63,13 +66,19 @@ class ONNXRuntimeGenAIBackend(Backend):
         result.devices.append(DeviceProbe("cpu", True, "CPU execution provider"))
         dml = og.is_dml_available()
         result.devices.append(
-            DeviceProbe("dml", dml, "DirectML (DirectX 12 GPU)" if dml else
-                        "DirectML needs Windows and onnxruntime-genai-directml")
+            DeviceProbe(
+                "dml",
+                dml,
+                "DirectML (DirectX 12 GPU)"
+                if dml
+                else "DirectML needs Windows and onnxruntime-genai-directml",
+            )
         )
         cuda = og.is_cuda_available()
         result.devices.append(
-            DeviceProbe("cuda", cuda, "CUDA" if cuda else
-                        "CUDA needs an NVIDIA GPU and onnxruntime-genai-cuda")
+            DeviceProbe(
+                "cuda", cuda, "CUDA" if cuda else "CUDA needs an NVIDIA GPU and onnxruntime-genai-cuda"
+            )
         )
         return result
 
@@ -112,8 +121,9 @@ class ONNXRuntimeGenAIBackend(Backend):
             "do_sample": settings.do_sample,
         }
         if settings.do_sample:
-            options.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0,
-                           random_seed=settings.seed)
+            options.update(
+                temperature=settings.temperature, top_p=settings.top_p, top_k=0, random_seed=settings.seed
+            )
         if not settings.stop_at_eos:
             options["min_length"] = prompt_tokens + settings.max_new_tokens
         params.set_search_options(**options)

@@ -35,7 +35,10 @@ class OpenVINOGenAIBackend(Backend):
     @classmethod
     def probe(cls) -> BackendProbe:
         result = BackendProbe(
-            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            cls.name,
+            cls.label,
+            installed=False,
+            precisions=list(cls.precisions),
             default_precision=cls.default_precision,
         )
         if not importlib.util.find_spec("openvino_genai"):

@@ -36,7 +36,10 @@ class OptimumIntelBackend(Backend):
     @classmethod
     def probe(cls) -> BackendProbe:
         result = BackendProbe(
-            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            cls.name,
+            cls.label,
+            installed=False,
+            precisions=list(cls.precisions),
             default_precision=cls.default_precision,
         )
         if not importlib.util.find_spec("optimum") or not importlib.util.find_spec("optimum.intel"):
@@ -48,9 +51,13 @@ class OptimumIntelBackend(Backend):
         result.version = f"optimum-intel {version('optimum-intel')}"
         # Dynamic-shape models through optimum-intel are not meant for the NPU.
         result.devices = [
-            probe if not probe.device.startswith("NPU")
-            else type(probe)(probe.device, False, "optimum-intel does not target the NPU; "
-                             "use openvino-genai or the NPU library")
+            probe
+            if not probe.device.startswith("NPU")
+            else type(probe)(
+                probe.device,
+                False,
+                "optimum-intel does not target the NPU; use openvino-genai or the NPU library",
+            )
             for probe in probe_openvino_devices()
         ]
         return result

@@ -34,7 +34,10 @@ class TransformersBackend(Backend):
     @classmethod
     def probe(cls) -> BackendProbe:
         result = BackendProbe(
-            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
+            cls.name,
+            cls.label,
+            installed=False,
+            precisions=list(cls.precisions),
             default_precision=cls.default_precision,
         )
         if not (importlib.util.find_spec("torch") and importlib.util.find_spec("transformers")):
@@ -63,7 +66,7 @@ class TransformersBackend(Backend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.precision = self.check_precision(precision)
-        device = device or "cpu"
+        device = (device or "cpu").lower()
         kind = device.split(":")[0]
         if kind == "cuda" and not torch.cuda.is_available():
             raise DeviceUnavailableError("CUDA is not available here (no NVIDIA GPU or a CPU-only torch).")

@@ -40,6 +40,8 @@ class ComparisonRequest:
     idle_timeout_s: float = 120.0  # no token for this long while generating = hung
     flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
     allow_local_paths: bool = True  # False for requests coming from a shared web page
+    # A different interpreter per backend (e.g. a separate venv for the NPU library).
+    worker_python: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,7 +170,7 @@ class _Lane:
         yield self._state("starting", "starting worker process")
         self.last_heard = time.monotonic()
         try:
-            self.worker = WorkerProcess(self.key)
+            self.worker = WorkerProcess(self.key, python=self.request.worker_python.get(self.spec.backend))
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
@@ -200,8 +202,9 @@ class _Lane:
         if kind == "tokens":
             _, text, count, elapsed = message
             index, run = self.current or (0, 0)
-            yield LaneEvent(self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run,
-                            prompt_index=index)
+            yield LaneEvent(
+                self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run, prompt_index=index
+            )
         elif kind == "progress":
             text = message[1]
             state = "converting" if "onvert" in text or "export" in text.lower() else "loading"
@@ -238,8 +241,9 @@ class _Lane:
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
         if len(self.comparison.prompts) > 1:
             label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
-        self.worker.send("generate", prompt.templated, self.request.settings.to_dict(),
-                         self.request.flush_interval_s)
+        self.worker.send(
+            "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
+        )
         yield self._state("generating", label)
 
     def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
@@ -248,8 +252,7 @@ class _Lane:
         if run > 0 or error:
             record = self._record(index, max(run, 0), result, error)
             self.comparison.records.append(record)
-            yield LaneEvent(self.key, "result", run=run, prompt_index=index, record=record,
-                            message=error)
+            yield LaneEvent(self.key, "result", run=run, prompt_index=index, record=record, message=error)
         yield from self._next_run()
 
     def _record(self, index: int, run: int, result: dict | None, error: str) -> RunRecord:
@@ -268,8 +271,16 @@ class _Lane:
             error=error,
         )
         if result:
-            for name in ("prompt_tokens", "new_tokens", "ttft_s", "decode_tokens_per_s", "e2e_s",
-                         "peak_rss_mb", "text", "stopped"):
+            for name in (
+                "prompt_tokens",
+                "new_tokens",
+                "ttft_s",
+                "decode_tokens_per_s",
+                "e2e_s",
+                "peak_rss_mb",
+                "text",
+                "stopped",
+            ):
                 setattr(record, name, result[name])
         return record
 
@@ -301,10 +312,14 @@ class _Lane:
 
     def overdue_message(self) -> str:
         if self.phase == "generating":
-            return (f"{self.spec.backend} produced nothing for {self.request.idle_timeout_s:.0f} s and "
-                    "was stopped (worker killed); the other backends carry on.")
-        return (f"{self.spec.backend} did not finish loading within {self.request.load_timeout_s:.0f} s "
-                "and was stopped (worker killed).")
+            return (
+                f"{self.spec.backend} produced nothing for {self.request.idle_timeout_s:.0f} s and "
+                "was stopped (worker killed); the other backends carry on."
+            )
+        return (
+            f"{self.spec.backend} did not finish loading within {self.request.load_timeout_s:.0f} s "
+            "and was stopped (worker killed)."
+        )
 
     def _state(self, state: str, message: str) -> LaneEvent:
         return LaneEvent(self.key, "state", state=state, message=message)

@@ -53,8 +53,11 @@ class WorkerProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "playground.engine.worker"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env=child_env, cwd=str(cache_dir("workdir")),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=str(cache_dir("workdir")),
         )
         self.conn = self._accept(listener)
         self.pid = self.proc.pid

@@ -116,8 +116,9 @@ class Worker:
             raise BackendError("No model loaded")
         self.stop.clear()
         generation = GenerationSettings(**settings)
-        meter = TokenMeter(lambda text, count, at: self.send("tokens", text, count, at), self.stop,
-                           flush_interval)
+        meter = TokenMeter(
+            lambda text, count, at: self.send("tokens", text, count, at), self.stop, flush_interval
+        )
         output = self.backend.generate(prompt, generation, meter)
         finished = time.perf_counter()
         meter.flush(finished)

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock
-
 from playground.paths import cache_dir
 
 DONE_MARKER = ".conversion-complete.json"
@@ -49,6 +47,8 @@ def cached_conversion(
     progress: Callable[[str], None],
 ) -> tuple[Path, bool]:
     """Return (folder, reused); ``convert(tmp_dir)`` writes the converted model into tmp_dir."""
+    from filelock import FileLock  # lazily: workers on a bare interpreter can still report errors
+
     target = conversion_dir(model_dir, fmt, variant)
     if is_complete(target):
         progress(f"Using cached {fmt} {variant} conversion")

@@ -33,9 +33,17 @@ def openvino_ir(model_dir: Path, variant: str, progress: ProgressCallback) -> tu
 
     def convert(out: Path) -> None:
         command = [
-            sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino",
-            "--model", str(model_dir), "--task", "text-generation-with-past",
-            *OPENVINO_WEIGHT_ARGS[variant], str(out),
+            sys.executable,
+            "-m",
+            "optimum.commands.optimum_cli",
+            "export",
+            "openvino",
+            "--model",
+            str(model_dir),
+            "--task",
+            "text-generation-with-past",
+            *OPENVINO_WEIGHT_ARGS[variant],
+            str(out),
         ]
         _run_tool(command, "OpenVINO export", progress)
         if not (out / "openvino_model.xml").is_file():
@@ -53,9 +61,19 @@ def ort_genai_model(
 
     def convert(out: Path) -> None:
         command = [
-            sys.executable, "-m", "onnxruntime_genai.models.builder",
-            "-i", str(model_dir), "-o", str(out), "-p", precision, "-e", execution_provider,
-            "-c", str(out / ".builder-cache"),
+            sys.executable,
+            "-m",
+            "onnxruntime_genai.models.builder",
+            "-i",
+            str(model_dir),
+            "-o",
+            str(out),
+            "-p",
+            precision,
+            "-e",
+            execution_provider,
+            "-c",
+            str(out / ".builder-cache"),
         ]
         _run_tool(command, "ONNX Runtime GenAI model builder", progress)
         if not (out / "genai_config.json").is_file():

@@ -56,9 +56,7 @@ def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSour
         if not path.is_dir():
             raise ModelNotFoundError(f"Model folder {spec!r} does not exist.")
         if not (path / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"{spec!r} is not a Hugging Face model folder (no config.json in it)."
-            )
+            raise ModelNotFoundError(f"{spec!r} is not a Hugging Face model folder (no config.json in it).")
         return ModelSource(spec, path.resolve())
     if not HUB_ID.match(spec):
         raise ModelNotFoundError(

@@ -1,0 +1,252 @@
+"""Headless benchmark: the same comparison as the web page, printed as a table and saved as JSON.
+
+python -m playground.bench --runs 3 --json out.json
+python -m playground.bench --backends openvino-genai:NPU:int4,transformers --mode parallel
+python -m playground.bench --list-devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from playground.backends.base import BackendProbe
+from playground.engine.comparison import MODES, Comparison, ComparisonRequest
+from playground.engine.events import LaneEvent
+from playground.engine.probing import probe_all
+from playground.engine.records import BackendSpec, RunRecord
+from playground.models.resolve import ModelNotFoundError
+from playground.paths import DEMO_MODEL_ID
+from playground.settings import GenerationSettings, SettingsError
+
+DEFAULT_PROMPT = "What is the for statement?"
+# JSON rows: the issue's field names first, then the extra context we measure.
+JSON_FIELDS = RunRecord.field_names()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m playground.bench",
+        description="Run one prompt through several inference backends and compare them.",
+    )
+    parser.add_argument(
+        "--model", default=DEMO_MODEL_ID, help="'demo' (default), a local Hugging Face folder, or a hub id"
+    )
+    parser.add_argument(
+        "--backends",
+        default="",
+        help="comma list of name[:device[:precision]] (default: every usable backend)",
+    )
+    parser.add_argument("--device", default="", help="device for backends that do not name one")
+    parser.add_argument("--precision", default="", help="precision for backends that do not name one")
+    parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    parser.add_argument("--prompts-file", type=Path, help="one prompt per line")
+    parser.add_argument("--system-prompt", default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument(
+        "--ignore-eos", action="store_true", help="generate exactly --max-new-tokens tokens on every backend"
+    )
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per prompt, not recorded")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per prompt")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="sequential",
+        help="sequential: each backend alone (fair); parallel: all at once (a race)",
+    )
+    parser.add_argument("--json", type=Path, help="write the per-run records here")
+    parser.add_argument("--load-timeout", type=float, default=1800.0, help="seconds (conversion + load)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=120.0,
+        help="seconds without a token before a backend counts as hung",
+    )
+    parser.add_argument(
+        "--list-devices",
+        action="store_true",
+        help="show what each backend can use here, and why not, then exit",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_devices:
+        print(format_probes(probe_all()))
+        return 0
+    try:
+        request = build_request(args)
+        comparison = Comparison(request)
+    except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        for event in comparison.events():
+            report_progress(event)
+    except KeyboardInterrupt:
+        comparison.stop()
+        print("interrupted", file=sys.stderr)
+    records = comparison.records
+    print()
+    print(format_table(records))
+    print(
+        f"\n{len(records)} records in {time.perf_counter() - started:.1f} s "
+        f"({args.mode}, model {comparison.model.name})"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([record_json(r) for r in records], indent=2))
+        print(f"wrote {args.json}")
+    return 0 if records and all(r.ok for r in records) else 1
+
+
+def build_request(args: argparse.Namespace) -> ComparisonRequest:
+    prompts = list(args.prompt)
+    if args.prompts_file:
+        prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
+    if not prompts:
+        prompts = [DEFAULT_PROMPT]
+    if args.backends:
+        specs = [BackendSpec.parse(text) for text in args.backends.split(",") if text.strip()]
+    else:
+        probes = probe_all()
+        specs = [BackendSpec(name) for name, probe in probes.items() if probe.usable]
+        skipped = [
+            f"{name} ({probe.reason or 'no usable device'})"
+            for name, probe in probes.items()
+            if not probe.usable
+        ]
+        if skipped:
+            print("skipping: " + "; ".join(skipped), file=sys.stderr)
+    specs = [
+        BackendSpec(spec.backend, spec.device or args.device, spec.precision or args.precision)
+        for spec in specs
+    ]
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop_at_eos=not args.ignore_eos,
+    )
+    return ComparisonRequest(
+        prompts=prompts,
+        specs=specs,
+        model=args.model,
+        system_prompt=args.system_prompt,
+        settings=settings,
+        mode=args.mode,
+        warmup=args.warmup,
+        runs=args.runs,
+        load_timeout_s=args.load_timeout,
+        idle_timeout_s=args.idle_timeout,
+    )
+
+
+def report_progress(event: LaneEvent) -> None:
+    """Long steps (conversion, loading) and failures, on stderr so stdout stays the table."""
+    if event.kind == "state" and event.state != "queued":
+        print(f"[{event.lane}] {event.state}: {event.message}", file=sys.stderr)
+    elif event.kind == "error":
+        print(f"[{event.lane}] ERROR: {event.message}", file=sys.stderr)
+
+
+def record_json(record: RunRecord) -> dict:
+    data = record.to_dict()
+    return {name: data[name] for name in JSON_FIELDS}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_table(records: list[RunRecord]) -> str:
+    """Median and spread (min-max) per lane; speed relative to the first lane's median."""
+    lanes: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for record in records:
+        lanes.setdefault((record.backend, record.device, record.precision), []).append(record)
+    header = [
+        "backend",
+        "device",
+        "precision",
+        "runs",
+        "load s",
+        "TTFT ms",
+        "decode tok/s (min-max)",
+        "vs first",
+        "new tok",
+        "e2e s",
+        "peak RSS MB",
+        "note",
+    ]
+    rows = [header]
+    reference: float | None = None
+    for (backend, device, precision), group in lanes.items():
+        good = [r for r in group if r.ok and r.decode_tokens_per_s]
+        errors = [r.error for r in group if not r.ok]
+        rates = [r.decode_tokens_per_s for r in good if r.decode_tokens_per_s]
+        rate = _median(rates)
+        if reference is None and rate:
+            reference = rate
+        spread = f"{_fmt(rate)} ({_fmt(min(rates))}-{_fmt(max(rates))})" if rates else "-"
+        ttft = _median([r.ttft_s * 1000 for r in good if r.ttft_s is not None])
+        note = (
+            errors[0].splitlines()[0][:70]
+            if errors
+            else (group[0].device_note or ("stopped" if any(r.stopped for r in group) else ""))
+        )
+        rows.append(
+            [
+                backend,
+                device or "-",
+                precision or "-",
+                str(len(good)),
+                _fmt(_median([r.load_s for r in group if r.load_s is not None]), 2),
+                _fmt(ttft),
+                spread,
+                f"{rate / reference:.2f}x" if rate and reference else "-",
+                _fmt(_median([float(r.new_tokens) for r in good if r.new_tokens is not None]), 0),
+                _fmt(_median([r.e2e_s for r in good if r.e2e_s is not None]), 3),
+                _fmt(_median([r.peak_rss_mb for r in good if r.peak_rss_mb is not None]), 0),
+                note,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def format_probes(probes: dict[str, BackendProbe]) -> str:
+    lines = []
+    for name, probe in probes.items():
+        status = probe.version if probe.installed else f"not installed: {probe.reason}"
+        lines.append(f"{name} ({probe.label}): {status}")
+        if probe.installed:
+            lines.append(f"  precisions: {', '.join(probe.precisions)} (default {probe.default_precision})")
+        for device in probe.devices:
+            mark = "yes" if device.available else "no "
+            lines.append(f"  [{mark}] {device.device:<8} {device.note}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
