@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up (or update) the project's virtual environment on a fresh machine.
+# Usage: bash scripts/setup.sh [--dev]   (--dev adds test tools and Debian's Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+# The Intel NPU Acceleration Library (fifth backend): built against pip's OpenVINO on Linux.
+if [ -f scripts/install_npu_library.py ]; then
+  .venv/bin/python scripts/install_npu_library.py || echo "warning: NPU library not installed; the app runs without that backend" >&2
+fi
+if [ "${1:-}" = "--dev" ]; then
+  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium
+  fi
+fi
+# pip check must be clean but for one known pin: every neural-compressor release that the NPU
+# library can import pins numpy<2, yet runs on numpy 2 (see README, hardware section).
+problems=$(.venv/bin/python -m pip check 2>&1 | grep -v '^neural-compressor .* numpy<2' | grep -v '^No broken' || true)
+if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
