@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from playground.engine.comparison import Comparison, ComparisonRequest, run_comparison
 from playground.engine.events import LaneEvent
+from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
 from playground.models.resolve import ModelNotFoundError
 from playground.models.tokens import count_prompt_tokens
@@ -20,6 +22,9 @@ from playground.paths import DEMO_MODEL_DIR, REPO_ROOT
 from playground.settings import GenerationSettings, SettingsError
 
 ENGINE_BACKENDS = ("transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai")
+NPU_LIBRARY_INSTALLED = importlib.util.find_spec("intel_npu_acceleration_library") is not None
+# The fifth backend joins the same comparison when its set-up step has run.
+ALL_BACKENDS = ENGINE_BACKENDS + (("npu-library",) if NPU_LIBRARY_INSTALLED else ())
 PROMPT = "What is the for statement?"
 
 
@@ -29,11 +34,11 @@ def collect(request: ComparisonRequest, **kwargs) -> tuple[Comparison, list[Lane
 
 
 @pytest.fixture(scope="module")
-def four_backends() -> tuple[Comparison, list[LaneEvent]]:
-    """One greedy comparison of all four engine backends, two measured runs each."""
+def all_backends() -> tuple[Comparison, list[LaneEvent]]:
+    """One greedy comparison of every backend, two measured runs each."""
     request = ComparisonRequest(
         prompts=[PROMPT],
-        specs=[BackendSpec(name) for name in ENGINE_BACKENDS],
+        specs=[BackendSpec(name) for name in ALL_BACKENDS],
         settings=GenerationSettings(max_new_tokens=24, stop_at_eos=False),
         warmup=1,
         runs=2,
@@ -45,9 +50,9 @@ def records_of(comparison: Comparison, backend: str) -> list[RunRecord]:
     return [r for r in comparison.records if r.backend == backend]
 
 
-@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
-def test_backend_streams_text_and_measures(four_backends, backend: str) -> None:
-    comparison, events = four_backends
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_backend_streams_text_and_measures(all_backends, backend: str) -> None:
+    comparison, events = all_backends
     records = records_of(comparison, backend)
     assert [r.run for r in records] == [1, 2], [r.error for r in records]
     lane = next(e.lane for e in events if e.lane.startswith(backend + "@"))
@@ -71,21 +76,29 @@ def test_backend_streams_text_and_measures(four_backends, backend: str) -> None:
     assert records[0].text == records[1].text
 
 
-def test_runtimes_agree_on_prompt_tokens(four_backends) -> None:
-    comparison, _ = four_backends
+def test_runtimes_agree_on_prompt_tokens(all_backends) -> None:
+    comparison, _ = all_backends
     counts = {r.backend: r.prompt_tokens for r in comparison.records}
     assert len(set(counts.values())) == 1, counts
 
 
-def test_lanes_report_progress_states(four_backends) -> None:
-    _, events = four_backends
-    for backend in ENGINE_BACKENDS:
+@pytest.mark.skipif(not NPU_LIBRARY_INSTALLED, reason="run `python scripts/install_npu_library.py` first")
+def test_npu_library_is_labelled_as_its_cpu_fallback(all_backends) -> None:
+    comparison, _ = all_backends
+    notes = {r.device_note for r in records_of(comparison, "npu-library")}
+    expected = "NPU present" if Path("/dev/accel").exists() else "no NPU: CPU fallback"
+    assert notes == {expected}
+
+
+def test_lanes_report_progress_states(all_backends) -> None:
+    _, events = all_backends
+    for backend in ALL_BACKENDS:
         states = [e.state for e in events if e.kind == "state" and e.lane.startswith(backend + "@")]
         assert states[0] == "queued" and states[-1] == "done", states
         assert "loading" in states and "generating" in states
 
 
-def test_conversion_is_reused_from_cache(four_backends) -> None:
+def test_conversion_is_reused_from_cache(all_backends) -> None:
     """The module fixture converted already; a second load must not convert again."""
     _, events = collect(
         ComparisonRequest(
@@ -357,3 +370,27 @@ def test_shared_pages_cannot_pick_local_folders() -> None:
                 allow_local_paths=False,
             )
         )
+
+
+def test_worker_pool_keeps_models_loaded_between_comparisons() -> None:
+    pool = WorkerPool()
+    pids: list[int] = []
+    try:
+        for _ in range(2):
+            comparison = Comparison(
+                ComparisonRequest(
+                    prompts=[PROMPT],
+                    specs=[BackendSpec("onnxruntime-genai")],
+                    settings=GenerationSettings(max_new_tokens=8),
+                ),
+                on_worker=lambda lane, pid, started: started and pids.append(pid),
+                pool=pool,
+            )
+            messages = [e.message for e in comparison.events() if e.kind == "state"]
+            assert comparison.records[0].ok and comparison.records[0].text
+        assert pids[0] == pids[1]
+        assert any("already loaded, reused" in m for m in messages), messages
+        assert pool.idle_pids() == [pids[0]]
+    finally:
+        pool.close_all()
+    assert pool.idle_pids() == []

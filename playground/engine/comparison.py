@@ -17,6 +17,7 @@ from multiprocessing.connection import wait
 from playground.backends import backend_names
 from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
+from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
 from playground.models.chat import render_prompt
 from playground.models.resolve import ModelSource, resolve_model
@@ -58,9 +59,11 @@ class Comparison:
         self,
         request: ComparisonRequest,
         on_worker: Callable[[str, int, bool], None] | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.request = request
         self.on_worker = on_worker  # (lane, pid, started) for the utilization monitor
+        self.pool = pool  # keeps loaded workers for the next comparison (the web app)
         self.records: list[RunRecord] = []
         self._stop = threading.Event()
         self._validate_request()
@@ -105,6 +108,8 @@ class Comparison:
 
     def events(self) -> Iterator[LaneEvent]:
         lanes = [_Lane(spec, self) for spec in self.request.specs]
+        if self.pool is not None:
+            self.pool.retain_only({lane.pool_key for lane in lanes})
         for lane in lanes:
             yield LaneEvent(lane.key, "state", state="queued", message="waiting for its turn")
         if self.request.mode == "parallel":
@@ -160,12 +165,26 @@ class _Lane:
             for run in [0] * self.request.warmup + list(range(1, self.request.runs + 1))
         )
 
+    @property
+    def pool_key(self) -> PoolKey:
+        python = self.request.worker_python.get(self.spec.backend, "")
+        model = str(self.comparison.model.path)
+        return (self.spec.backend, model, self.spec.device, self.spec.precision, python)
+
     # -- transitions -------------------------------------------------------------------------
 
     def start(self) -> Iterator[LaneEvent]:
         known = backend_names()
         if self.spec.backend not in known:
             yield from self.fail(f"Unknown backend {self.spec.backend!r}; known: {', '.join(known)}.")
+            return
+        reused = self.comparison.pool.take(self.pool_key) if self.comparison.pool else None
+        if reused is not None:
+            self.worker, self.loaded = reused
+            self._announce_worker()
+            yield LaneEvent(self.key, "worker", pid=self.worker.pid)
+            yield self._state("loading", self._loaded_message() + " (already loaded, reused)")
+            yield from self._next_run()
             return
         yield self._state("starting", "starting worker process")
         self.last_heard = time.monotonic()
@@ -174,13 +193,20 @@ class _Lane:
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
-        if self.comparison.on_worker:
-            self.comparison.on_worker(self.key, self.worker.pid, True)
+        self._announce_worker()
         yield LaneEvent(self.key, "worker", pid=self.worker.pid)
         self.phase = "loading"
-        self.worker.send(
-            "load", self.spec.backend, str(self.comparison.model.path), self.spec.device, self.spec.precision
-        )
+        try:
+            self.worker.send(
+                "load",
+                self.spec.backend,
+                str(self.comparison.model.path),
+                self.spec.device,
+                self.spec.precision,
+            )
+        except WorkerDied as exc:
+            yield from self.fail(str(exc))
+            return
         yield self._state("loading", "loading model")
 
     def stop(self) -> Iterator[LaneEvent]:
@@ -241,9 +267,13 @@ class _Lane:
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
         if len(self.comparison.prompts) > 1:
             label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
-        self.worker.send(
-            "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
-        )
+        try:
+            self.worker.send(
+                "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
+            )
+        except WorkerDied as exc:
+            yield from self.fail(str(exc))
+            return
         yield self._state("generating", label)
 
     def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
@@ -284,11 +314,20 @@ class _Lane:
                 setattr(record, name, result[name])
         return record
 
+    def _announce_worker(self) -> None:
+        self.last_heard = time.monotonic()
+        if self.comparison.on_worker and self.worker is not None:
+            self.comparison.on_worker(self.key, self.worker.pid, True)
+
     def finish(self, state: str, message: str) -> LaneEvent:
+        healthy = self.phase == "generating" and state in ("done", "stopped")
         self.phase = state
         if self.worker is not None:
             pid = self.worker.pid
-            self.worker.close()
+            if healthy and self.comparison.pool is not None and self.worker.proc.poll() is None:
+                self.comparison.pool.give(self.pool_key, self.worker, self.loaded)
+            else:
+                self.worker.close()
             self.worker = None
             if self.comparison.on_worker:
                 self.comparison.on_worker(self.key, pid, False)
