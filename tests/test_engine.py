@@ -229,7 +229,7 @@ def test_unknown_backend_and_precision_get_messages() -> None:
 def bare_python() -> str | None:
     """The interpreter this venv was made from: it has none of the runtimes installed."""
     candidate = getattr(sys, "_base_executable", "")
-    if not candidate or Path(candidate).resolve() == Path(sys.executable).resolve():
+    if not candidate or sys.prefix == sys.base_prefix:  # not in a venv: no bare interpreter
         return None
     probe = subprocess.run(
         [candidate, "-c", "import importlib.util as u; print(bool(u.find_spec('openvino_genai')))"],
