@@ -1,0 +1,122 @@
+"""Start the playground web UI: ``python app.py [--share] [--model PATH] [--backends a,b]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a lab machine
+
+DEFAULT_PORT = 7860
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Compare LLM inference runtimes side by side in the browser.",
+        epilog="Only one comparison runs at a time on this machine; other users' runs wait their turn.",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 lets the network in, "
+                             "which turns on the untrusted-page restrictions)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+                        help=f"port (default {DEFAULT_PORT}, or $GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a temporary public gradio.live link (needs internet); page "
+                             "users then cannot pick local folders or download models")
+    parser.add_argument("--auth", metavar="USER:PASSWORD",
+                        help="require this login on the page (strongly advised with --share)")
+    parser.add_argument("--model", default="demo",
+                        help="model preselected on the page and always allowed: 'demo' (default), a "
+                             "Hugging Face hub id, or a local model folder")
+    parser.add_argument("--backends", default="",
+                        help="comma list of backends preselected on the page, each "
+                             "name[:device[:precision]], e.g. openvino-genai:NPU:int4,transformers "
+                             "(default: every usable backend)")
+    parser.add_argument("--allow-downloads", action="store_true",
+                        help="let users of a shared / network page download hub models onto this machine")
+    args = parser.parse_args(argv)
+    if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
+        parser.error("--auth must be USER:PASSWORD")
+    if not 1 <= args.port <= 65535:
+        parser.error("--port must be 1-65535")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from playground.backends import backend_classes
+    from playground.engine.probing import probe_all
+
+    backend_classes()  # import adapters here: imports racing in two threads can fail
+    probes: dict = {}
+
+    def probe() -> None:  # ~5 s in worker processes, while gradio imports here
+        probes.update(probe_all())
+
+    prober = threading.Thread(target=probe, name="probe", daemon=True)
+    prober.start()
+
+    from playground.engine.records import BackendSpec
+    from playground.ui import CSS, AppOptions, build_app
+
+    backends = tuple(text.strip() for text in args.backends.split(",") if text.strip())
+    try:
+        specs = [BackendSpec.parse(text) for text in backends]
+    except ValueError as exc:
+        print(f"error: --backends: {exc}", file=sys.stderr)
+        return 2
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    options = AppOptions(
+        host=args.host, port=args.port, share=args.share, auth=auth, model=args.model,
+        backends=backends, allow_downloads=args.allow_downloads,
+        launch_models=(args.model,),
+    )
+    print("Probing backends (each in its own process)…", flush=True)
+    prober.join()
+    unknown = [spec.backend for spec in specs if spec.backend not in probes]
+    if unknown:
+        print(f"error: --backends: unknown backend(s) {', '.join(unknown)}; known: {', '.join(probes)}",
+              file=sys.stderr)
+        return 2
+    for name, found in probes.items():
+        status = "ok" if found.usable else (found.reason or "no usable device")
+        print(f"  {name}: {status}", flush=True)
+    check_model(args.model)
+    if args.share and not auth:
+        bar = "!" * 78
+        print(f"\n{bar}\n!! WARNING: sharing WITHOUT --auth: anyone with the link can run prompts on "
+              f"this machine.\n!! Add --auth USER:PASSWORD to require a login.\n{bar}\n", flush=True)
+    if options.untrusted:
+        print("Untrusted page: local model folders are refused"
+              + ("" if args.allow_downloads else " and hub downloads are off (--allow-downloads)")
+              + f"; --model {args.model!r} stays allowed.", flush=True)
+
+    import gradio as gr
+
+    app = build_app(options, probes)
+    app.launch(
+        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+        theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
+    )
+    if args.share and not app.share_url:
+        print(f"\nSHARE LINK FAILED: the gradio share service could not be reached from this machine, "
+              f"so there is no public link. Still serving locally at {app.local_url}", flush=True)
+    app.block_thread()  # returns on Ctrl+C after closing the server
+    return 0
+
+
+def check_model(spec: str) -> None:
+    """Say early when the launch model is missing; the page still starts and says it again."""
+    from playground.models.resolve import ModelNotFoundError, resolve_model
+
+    try:
+        source = resolve_model(spec, allow_local_paths=True)
+        print(f"Model: {source.name} ({source.path})", flush=True)
+    except ModelNotFoundError as exc:
+        print(f"WARNING: model {spec!r}: {exc}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

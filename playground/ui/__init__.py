@@ -1,0 +1,34 @@
+"""The web UI: a thin gradio page over the comparison engine (``build_app``)."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+import psutil
+
+from playground.backends.base import BackendProbe
+from playground.ui.backend_picker import build_rows
+from playground.ui.controller import Controller
+from playground.ui.monitoring import RunMonitor
+from playground.ui.options import AppOptions
+from playground.ui.page import CSS, build_layout
+
+__all__ = ["CSS", "AppOptions", "build_app"]
+
+
+def machine_summary(probes: dict[str, BackendProbe]) -> str:
+    usable = sum(probe.usable for probe in probes.values())
+    memory_gb = psutil.virtual_memory().total / 2**30
+    return (f"This machine: {os.cpu_count()} CPU threads, {memory_gb:.0f} GB RAM; "
+            f"{usable} of {len(probes)} backends usable here.")
+
+
+def build_app(options: AppOptions, probes: dict[str, BackendProbe]) -> gr.Blocks:
+    rows = build_rows(probes, options.backends)
+    page = build_layout(options, rows, machine_summary(probes))
+    controller = Controller(options, rows, RunMonitor())
+    with page.blocks:
+        controller.wire(page)
+    page.blocks.queue(default_concurrency_limit=1)
+    return page.blocks

@@ -1,0 +1,224 @@
+"""A running comparison as the page sees it: per-lane views folded from engine events.
+
+Every figure comes from the engine (event timestamps measured in the worker, RunRecords);
+the UI only counts how often it redraws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from playground.backends import backend_classes
+from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.events import LaneEvent
+from playground.engine.pool import WorkerPool
+from playground.engine.records import BackendSpec, RunRecord
+
+RATE_WINDOW_S = 1.0  # tokens/s over the last second of engine time: smooth but still live
+TERMINAL = ("done", "stopped", "error")
+
+WorkerCallback = Callable[[str, int, bool], None]
+
+
+@dataclass
+class LaneView:
+    """What one backend's panel shows; ``version`` bumps on every change (for coalescing)."""
+
+    key: str
+    backend: str
+    label: str
+    device: str
+    precision: str
+    state: str = "queued"
+    message: str = ""
+    text: str = ""
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    first_tokens_s: float | None = None  # engine time of the first token batch in this run
+    run: int = -1
+    points: list[tuple[float, int]] = field(default_factory=list)  # (elapsed_s, tokens), this run
+    record: RunRecord | None = None
+    error: str = ""
+    version: int = 0
+
+    @classmethod
+    def for_spec(cls, spec: BackendSpec) -> LaneView:
+        cls_ = backend_classes().get(spec.backend)
+        label = cls_.label if cls_ is not None else spec.backend
+        return cls(spec.key, spec.backend, label, spec.device, spec.precision)
+
+    def apply(self, event: LaneEvent) -> None:
+        if event.kind == "tokens":
+            if event.run != self.run or event.tokens < self.tokens:
+                self.run, self.text, self.points, self.first_tokens_s = event.run, "", [], None
+            self.text += event.text
+            self.tokens = event.tokens
+            self.elapsed_s = event.elapsed_s
+            if self.first_tokens_s is None and event.tokens > 0:
+                self.first_tokens_s = event.elapsed_s
+            self.points.append((event.elapsed_s, event.tokens))
+        elif event.kind in ("state", "error"):
+            self.state = event.state or self.state
+            self.message = event.message
+            if event.kind == "error":
+                self.error = event.message
+        elif event.kind == "result" and event.record is not None:
+            self.record = event.record
+            if event.record.text and not event.record.error:
+                self.text = event.record.text
+            if event.record.error:
+                self.error = event.record.error
+        self.version += 1
+
+    @property
+    def name(self) -> str:
+        detail = " ".join(filter(None, [self.device, self.precision]))
+        return f"{self.label} {detail}".strip()
+
+    def rate_series(self) -> list[tuple[float, float]]:
+        """(elapsed_s, tokens/s over the preceding window) for every token batch after the first."""
+        series = []
+        start = 0
+        for index, (t, count) in enumerate(self.points):
+            while start < index and t - self.points[start][0] > RATE_WINDOW_S:
+                start += 1
+            t0, c0 = self.points[start]
+            if index > start and t > t0:
+                series.append((t, (count - c0) / (t - t0)))
+        return series
+
+    def live_rate(self) -> float | None:
+        series = self.rate_series()
+        return series[-1][1] if series else None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL
+
+
+class LiveRun:
+    """One comparison plus its lane views; the constructor validates (raises user-facing errors).
+
+    For the page, ``updates()`` drives the engine in a background thread and wakes the page's
+    generator when something changed, at most once per interval: a burst of engine events
+    becomes one redraw, and a state change is never lost to coalescing.
+    """
+
+    def __init__(
+        self,
+        request: ComparisonRequest,
+        on_worker: WorkerCallback | None = None,
+        pool: WorkerPool | None = None,
+    ) -> None:
+        self._watch = on_worker
+        self.comparison = Comparison(request, on_worker=self._on_worker if on_worker else None, pool=pool)
+        self.lanes: dict[str, LaneView] = {spec.key: LaneView.for_spec(spec) for spec in request.specs}
+        self.started = time.time()
+        self.lock = threading.Lock()  # held while a lane changes or is rendered
+        self._changed = threading.Condition(self.lock)
+        self._dirty = False
+        self.finished = False
+        self.failure: BaseException | None = None
+
+    def _on_worker(self, key: str, pid: int, started: bool) -> None:
+        lane = self.lanes.get(key)
+        names = [other.name for other in self.lanes.values()]
+        label = lane.name if lane is not None and names.count(lane.name) == 1 else key
+        if self._watch is not None:
+            self._watch(label, pid, started)
+
+    def run_to_end(self) -> list[RunRecord]:
+        """Drive the comparison in the calling thread (the API, the background thread)."""
+        try:
+            for event in self.comparison.events():
+                with self._changed:
+                    lane = self.lanes.get(event.lane)
+                    if lane is not None:
+                        lane.apply(event)
+                    self._dirty = True
+                    self._changed.notify_all()
+        except BaseException as exc:
+            self.failure = exc
+        finally:
+            with self._changed:
+                self.finished = True
+                self._changed.notify_all()
+        if self.failure is not None:
+            raise self.failure
+        return self.comparison.records
+
+    def updates(self, interval_s: float = 0.1) -> Iterator[None]:
+        """Yield whenever lanes changed, at most once per ``interval_s``, and once at the end."""
+        thread = threading.Thread(target=self._background, name="comparison", daemon=True)
+        thread.start()
+        try:
+            next_at = 0.0
+            while True:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                with self._changed:
+                    if not self._changed.wait_for(lambda: self._dirty or self.finished, timeout=1.0):
+                        continue
+                    self._dirty = False
+                    finished = self.finished
+                next_at = time.monotonic() + interval_s
+                yield
+                if finished:
+                    break
+        finally:
+            if not self.finished:  # the page went away mid-run: free the machine
+                self.stop()
+        if self.failure is not None:
+            raise self.failure
+
+    def _background(self) -> None:
+        with contextlib.suppress(BaseException):  # kept in self.failure for the page
+            self.run_to_end()
+
+    def stop(self) -> None:
+        self.comparison.stop()
+
+    @property
+    def records(self) -> list[RunRecord]:
+        return self.comparison.records
+
+
+class Sessions:
+    """The live run of each browser session, so Stop and the chart timer can find it."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, LiveRun] = {}
+        self._cancelled: set[str] = set()  # Stop pressed before the run got the machine
+        self._lock = threading.Lock()
+
+    def put(self, session: str, run: LiveRun) -> None:
+        with self._lock:
+            self._runs[session] = run
+
+    def get(self, session: str) -> LiveRun | None:
+        with self._lock:
+            return self._runs.get(session)
+
+    def drop(self, session: str) -> None:
+        with self._lock:
+            self._runs.pop(session, None)
+            self._cancelled.discard(session)
+
+    def cancel(self, session: str) -> None:
+        with self._lock:
+            self._cancelled.add(session)
+
+    def uncancel(self, session: str) -> None:
+        with self._lock:
+            self._cancelled.discard(session)
+
+    def take_cancel(self, session: str) -> bool:
+        with self._lock:
+            cancelled = session in self._cancelled
+            self._cancelled.discard(session)
+            return cancelled

@@ -1,0 +1,63 @@
+"""What each backend panel says: a header and the live / final figures (engine numbers only)."""
+
+from __future__ import annotations
+
+from playground.ui.live import LaneView
+
+
+def badge(state: str) -> str:
+    """A colored state label (CSS in page.py); plain text, so it reads the same without emoji fonts."""
+    return f'<span class="state-badge state-{state}">{state}</span>'
+
+
+def header_markdown(lane: LaneView) -> str:
+    record = lane.record
+    device = (record.device if record else "") or lane.device or "auto device"
+    precision = (record.precision if record else "") or lane.precision or "default precision"
+    return f"### {lane.label}\n`{lane.backend}` · {device} · {precision}"
+
+
+def metrics_markdown(lane: LaneView) -> str:
+    message = lane.error if lane.state == "error" and lane.error else lane.message
+    lines = [badge(lane.state) + (f" {_escape(_one_line(message))}" if message else "")]
+    record = lane.record
+    if record is not None and record.ok:
+        lines.append(" · ".join(filter(None, [
+            _num("TTFT", record.ttft_s, "s", 3),
+            _num("decode", record.decode_tokens_per_s, "tok/s", 1),
+            f"{record.new_tokens} tokens" if record.new_tokens is not None else "",
+            _num("end-to-end", record.e2e_s, "s", 2),
+        ])))
+        lines.append(" · ".join(filter(None, [
+            _num("load", record.load_s, "s", 2),
+            _num("convert", record.convert_s, "s", 1) if record.convert_s else "",
+            _num("peak RSS", record.peak_rss_mb, "MB", 0),
+            "stopped early" if record.stopped else "",
+            record.device_note,
+        ])))
+    elif lane.tokens:
+        lines.append(" · ".join(filter(None, [
+            _num("TTFT ≈", lane.first_tokens_s, "s", 2),
+            _num("", lane.live_rate(), "tok/s", 1),
+            f"{lane.tokens} tokens in {lane.elapsed_s:.1f} s",
+        ])))
+    return "\n\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """Engine messages are plain text: keep their <, >, * and _ from turning into markup."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char in "\\`*_[]#|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _num(name: str, value: float | None, unit: str, digits: int) -> str:
+    if value is None:
+        return ""
+    return f"{name} {value:,.{digits}f} {unit}".strip()
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,124 @@
+"""Shared fixtures: the real app (``python app.py``) started once per test session.
+
+``PLAYGROUND_TEST_MODEL`` picks the model (default: the embedded demo model). Conversions go to
+``PLAYGROUND_CACHE`` when it is set (reuse a warm cache), else to a temp dir shared by the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+TEST_MODEL = os.environ.get("PLAYGROUND_TEST_MODEL", "demo")
+START_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    """A running ``app.py``; its own process group, so stopping it takes its workers along."""
+
+    proc: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def serving(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def start_app(args: list[str], cache: Path, log_path: Path) -> AppServer:
+    """Start ``app.py`` on a free port and wait until it serves the page."""
+    port = free_port()
+    env = {**os.environ, "PLAYGROUND_CACHE": str(cache), "GRADIO_ANALYTICS_ENABLED": "False",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("GRADIO_SERVER_PORT", None)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port), *args],
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    server = AppServer(proc, f"http://127.0.0.1:{port}/", log_path)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.serving():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"app.py did not start serving:\n{server.log()[-4000:]}")
+        time.sleep(0.5)
+    return server
+
+
+@pytest.fixture(scope="session")
+def app_model() -> str:
+    if TEST_MODEL == "demo" and not (REPO_ROOT / "assets" / "demo-model" / "config.json").is_file():
+        pytest.skip("the demo model is missing: build it with `python scripts/train_demo_model.py` "
+                    "(or set PLAYGROUND_TEST_MODEL to a local model folder)")
+    return TEST_MODEL
+
+
+@pytest.fixture(scope="session")
+def playground_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    explicit = os.environ.get("PLAYGROUND_CACHE")
+    return Path(explicit) if explicit else tmp_path_factory.mktemp("playground-cache")
+
+
+@pytest.fixture(scope="session")
+def launch_app(playground_cache: Path) -> Iterator[Callable[[list[str], str], AppServer]]:
+    """``launch_app(args, log_name)`` starts another app.py; all are stopped at the end."""
+    servers: list[AppServer] = []
+
+    def launch(args: list[str], log_name: str) -> AppServer:
+        servers.append(start_app(args, playground_cache, ARTIFACTS / log_name))
+        return servers[-1]
+
+    yield launch
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(app_model: str, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
+    """The app on loopback with the test model, shared by the HTTP and browser tests."""
+    return launch_app(["--model", app_model], "app.log")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
