@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, normalizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
 from tokenizers.models import BPE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ MODULE_QUESTIONS = ["What is the {} module?", "Tell me about the {} module.",
 
 @dataclass(frozen=True)
 class Example:
-    """One chat: a question about ``subject`` and a passage of documentation as the answer."""
+    """One chat: a question, and a passage of the documentation as the answer."""
 
     question: str
     answer: str
@@ -133,7 +133,7 @@ def _reflow(block: str) -> str:
     return " ".join(line.strip() for line in block.splitlines())
 
 
-def _chunks(paragraphs: list[str], limit: int = 700) -> list[str]:
+def _chunks(paragraphs: list[str], limit: int = 500) -> list[str]:
     """Group consecutive paragraphs into answers of at most ``limit`` characters (or one)."""
     out: list[str] = []
     current: list[str] = []
@@ -188,6 +188,7 @@ def _topic_sections(text: str) -> list[tuple[str, str, list[str]]]:
 
 
 def _docstring_paragraphs(doc: str | None) -> list[str]:
+    """The prose paragraphs of a docstring (no indented examples or signatures)."""
     if not doc:
         return []
     out = []
@@ -245,31 +246,30 @@ def split_corpus(examples: list[Example]) -> tuple[list[Example], list[Example]]
 
 
 SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in CHAT_TOKENS) + ")")
-WORD = re.compile("\n|▁?[^▁\n]+|▁")
+# Word classes for BPE training, as GPT-2's pre-tokenizer but with "▁" for the space and no
+# contractions: letter or punctuation runs (each with an optional leading "▁"), single digits and
+# single whitespace characters. Merges never cross these boundaries, so BPE over a whole text
+# run (Phi-3's tokenizer.json has no pre-tokenizer) equals BPE word by word, which is what
+# onnxruntime-genai's tokenizer does (it splits words GPT-2 style first).
+TRAINING_WORDS = r"▁?\p{L}+|▁?[^\s\p{L}\p{N}▁]+|\p{N}|\s|▁"
 
 
-def _training_words(examples: list[Example]) -> list[str]:
-    """The corpus as the final tokenizer sees it, cut into words for BPE training.
-
-    Like Phi-3's tokenizer, each text run between special tokens gets a leading "▁" and its
-    spaces become "▁". Words are "▁"-prefixed runs, with "\n" on its own, so no merge
-    crosses a word boundary and BPE over a whole run equals BPE word by word.
-    """
-    words: list[str] = []
-    for ex in examples:
-        for run in SPECIAL_SPLIT.split(ex.render()):
-            if run and run not in CHAT_TOKENS:
-                words.extend(WORD.findall("▁" + run.replace(" ", "▁")))
-    return words
+def _training_runs(examples: list[Example]) -> list[str]:
+    """The text runs between special tokens, as the tokenizer sees them."""
+    return [run for ex in examples for run in SPECIAL_SPLIT.split(ex.render())
+            if run and run not in CHAT_TOKENS]
 
 
 def train_tokenizer(examples: list[Example]) -> Tokenizer:
     """A Phi-3 style tokenizer (Llama BPE: "▁" metaspace, byte fallback) fit on the corpus."""
     pieces = VOCAB_SIZE - len(BASE_TOKENS) - len(BYTE_TOKENS) - len(CHAT_TOKENS)
+    normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     trainer_tok = Tokenizer(BPE())
+    trainer_tok.normalizer = normalizer
+    trainer_tok.pre_tokenizer = pre_tokenizers.Split(Regex(TRAINING_WORDS), behavior="isolated")
     trainer = trainers.BpeTrainer(vocab_size=pieces, limit_alphabet=150, show_progress=False,
                                   special_tokens=[])
-    trainer_tok.train_from_iterator(_training_words(examples), trainer=trainer)
+    trainer_tok.train_from_iterator(_training_runs(examples), trainer=trainer)
 
     trained = json.loads(trainer_tok.to_str())["model"]
     vocab: dict[str, int] = {tok: i for i, tok in enumerate(BASE_TOKENS + BYTE_TOKENS)}
@@ -283,7 +283,7 @@ def train_tokenizer(examples: list[Example]) -> Tokenizer:
     # The inference-time pipeline mirrors Phi-3-mini's tokenizer.json exactly.
     tok = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
                         fuse_unk=True))
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.normalizer = normalizer
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
                                      decoders.Fuse(), decoders.Strip(" ", 1, 0)])
     tok.add_special_tokens(BASE_TOKENS + CHAT_TOKENS)
@@ -327,6 +327,7 @@ def save_tokenizer(tok: Tokenizer, out: Path) -> None:
 
 
 def make_model(tok: Tokenizer) -> torch.nn.Module:
+    """A freshly initialised Phi3ForCausalLM with plain RoPE and the tokenizer's special ids."""
     from transformers import Phi3Config, Phi3ForCausalLM
 
     eos = [tok.token_to_id("<|end|>"), tok.token_to_id("<|endoftext|>")]
@@ -385,6 +386,7 @@ def lr_at(step: int, total: int) -> float:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor) -> float:
+    """One AdamW step on a batch of windows (bf16 autocast forward, fp32 loss and weights)."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(input_ids=batch[:, :-1]).logits
     loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB_SIZE), batch[:, 1:].reshape(-1))
@@ -392,7 +394,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss)
+    return loss.item()
 
 
 def sample_reply(model: torch.nn.Module, tok: Tokenizer, question: str, max_new_tokens: int = 60) -> str:
@@ -401,7 +403,8 @@ def sample_reply(model: torch.nn.Module, tok: Tokenizer, question: str, max_new_
     ids = torch.tensor([tok.encode(prompt, add_special_tokens=False).ids])
     stop = {tok.token_to_id("<|end|>"), tok.token_to_id("<|endoftext|>")}
     model.eval()
-    out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False,
                          eos_token_id=sorted(stop), pad_token_id=tok.token_to_id("<|endoftext|>"))
     model.train()
     return tok.decode(out[0, ids.shape[1] :].tolist(), skip_special_tokens=True)
@@ -411,7 +414,9 @@ def sample_reply(model: torch.nn.Module, tok: Tokenizer, question: str, max_new_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (replaced)")
     parser.add_argument("--minutes", type=float, default=6.0,
                         help="training budget used to pick the step count (default 6)")
@@ -449,26 +454,25 @@ def main(argv: list[str] | None = None) -> int:
         return batch_at(train_stream, train_starts, torch.randint(len(train_starts), (BATCH_SIZE,),
                                                                   generator=picker))
 
-    total_steps = args.steps
+    # Without --steps, time steps 3..12 (warm-up LR, which does not depend on the total) and
+    # fix the total then, so the run equals a ``--steps N`` run with the N it picked.
+    total_steps: int | None = args.steps
     step = 0
     losses: list[float] = []
     train_started = time.monotonic()
-    if total_steps is None:  # time a few steps to fit the budget, then fix the count
-        calibration = 5
-        for _ in range(calibration):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, 10**9)
-            losses.append(train_step(model, optimizer, next_batch()))
-            step += 1
-        per_step = (time.monotonic() - train_started) / calibration
-        total_steps = max(calibration + 10, int(args.minutes * 60 / per_step) // 10 * 10)
-        print(f"~{per_step:.2f} s/step -> {total_steps} steps for {args.minutes:g} min", flush=True)
-
-    while step < total_steps:
+    timer_start = train_started
+    while total_steps is None or step < total_steps:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total_steps)
+            group["lr"] = lr_at(step, total_steps or 10**9)
         losses.append(train_step(model, optimizer, next_batch()))
         step += 1
+        if total_steps is None and step == 2:
+            timer_start = time.monotonic()
+        elif total_steps is None and step == 12:
+            per_step = (time.monotonic() - timer_start) / 10
+            left = args.minutes * 60 - (time.monotonic() - train_started)
+            total_steps = max(50, (step + int(left / per_step)) // 10 * 10)
+            print(f"~{per_step:.2f} s/step -> {total_steps} steps for {args.minutes:g} min", flush=True)
         if step % 25 == 0 or step == total_steps:
             recent = sum(losses[-25:]) / len(losses[-25:])
             print(f"step {step}/{total_steps}  loss {recent:.3f}  "
@@ -498,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         save_tokenizer(tok, tmp)
         write_training_md(tmp, n_params, len(examples), len(train_stream), len(held_stream),
                           total_steps, train_seconds, loss, samples, time.monotonic() - started)
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        for path in tmp.iterdir():
+            path.chmod(0o644)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -523,26 +530,39 @@ def _finish_config(path: Path) -> None:
 def write_training_md(out: Path, n_params: int, n_chats: int, train_tokens: int, held_tokens: int,
                       steps: int, seconds: float, loss: float, samples: dict[str, str],
                       total_seconds: float) -> None:
+    """The model card: what was trained on what, how long, how well, and how to rebuild it."""
+    cfg = MODEL_CONFIG
+    rows = [
+        ("parameters", f"{n_params:,} (hidden {cfg['hidden_size']}, intermediate "
+                       f"{cfg['intermediate_size']}, {cfg['num_hidden_layers']} layers, "
+                       f"{cfg['num_attention_heads']} heads, vocab {VOCAB_SIZE}, untied embeddings)"),
+        ("context", f"{cfg['max_position_embeddings']} positions, plain RoPE (no scaling)"),
+        ("weights", "float16 safetensors"),
+        ("tokenizer", "Llama/Phi-3 style BPE (\"▁\" metaspace, byte fallback) trained on the corpus; "
+                      "Phi-3 special tokens and chat template; no BOS added"),
+        ("corpus", f"`pydoc_data.topics` (Python reference manual) + docstrings of "
+                   f"{len(STDLIB_MODULES)} stdlib modules (Python {sys.version.split()[0]}): "
+                   f"prose paragraphs framed as {n_chats} Phi-3 chats"),
+        ("split", f"{train_tokens:,} training tokens; {held_tokens:,} held-out tokens "
+                  f"(chats whose answer's CRC32 is 0 mod {HELD_OUT_EVERY}, ~5%)"),
+        ("training", f"{steps} AdamW steps, batch {BATCH_SIZE} × {SEQ_LEN} tokens, peak LR {PEAK_LR}, "
+                     f"bf16 autocast, seed {SEED}"),
+        ("training time", f"{seconds:.0f} s on {torch.get_num_threads()} CPU threads "
+                          f"({total_seconds:.0f} s for the whole script)"),
+        ("held-out loss", f"{loss:.4f} nats/token (next-token cross-entropy)"),
+        ("held-out perplexity", f"{math.exp(loss):.2f}"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     sample_lines = "\n".join(f"- **{q}** → {a.strip()!r}" for q, a in samples.items())
     text = f"""# Demo model
 
 A tiny Phi-3 (`Phi3ForCausalLM`, transformers' built-in class) trained from scratch by
 `scripts/train_demo_model.py`, so the playground and its tests run offline. It writes
-recognisable English about Python; it knows nothing useful.
+English-looking sentences about Python; it knows nothing useful.
 
 | | |
 | --- | --- |
-| parameters | {n_params:,} (hidden {MODEL_CONFIG['hidden_size']}, intermediate {MODEL_CONFIG['intermediate_size']}, \
-{MODEL_CONFIG['num_hidden_layers']} layers, {MODEL_CONFIG['num_attention_heads']} heads, vocab {VOCAB_SIZE}, untied embeddings) |
-| context | {MODEL_CONFIG['max_position_embeddings']} positions, plain RoPE (no scaling) |
-| weights | float16 safetensors |
-| tokenizer | Llama/Phi-3 style BPE ("▁" metaspace, byte fallback), trained on the corpus; Phi-3 special tokens and chat template; no BOS added |
-| corpus | `pydoc_data.topics` (Python reference manual) + docstrings of {len(STDLIB_MODULES)} stdlib modules (Python {sys.version.split()[0]}), prose paragraphs framed as {n_chats} Phi-3 chats |
-| split | {train_tokens:,} training tokens; {held_tokens:,} held-out tokens (answers whose CRC32 is 0 mod {HELD_OUT_EVERY}, ~5%) |
-| training | {steps} AdamW steps, batch {BATCH_SIZE} × {SEQ_LEN} tokens, peak LR {PEAK_LR}, bf16 autocast, seed {SEED} |
-| training time | {seconds:.0f} s on {torch.get_num_threads()} CPU threads ({total_seconds:.0f} s for the whole script) |
-| held-out loss | {loss:.4f} nats/token (cross-entropy) |
-| held-out perplexity | {math.exp(loss):.2f} |
+{table}
 
 Greedy replies (system prompt "{SYSTEM_PROMPT}"):
 
@@ -554,8 +574,10 @@ Greedy replies (system prompt "{SYSTEM_PROMPT}"):
 .venv/bin/python scripts/train_demo_model.py --steps {steps}
 ```
 
-(`--steps` pins the step count; without it the script times a few steps and fits as many as
-`--minutes`, default 6, allow. Use `--out DIR` to write elsewhere.)
+`--steps` pins the step count, so the run no longer depends on the machine's speed (identical
+weights also need the same CPU kind, Python, torch and tokenizers); without it the script
+times a few steps and trains as many as `--minutes` (default 6) allow. `--out DIR` writes
+elsewhere.
 """
     (out / "TRAINING.md").write_text(text)
 
