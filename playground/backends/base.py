@@ -102,6 +102,17 @@ class Backend(ABC):
         self.context_length: int | None = None
 
     @classmethod
+    def new_probe(cls) -> BackendProbe:
+        """A probe result for this backend, not installed until ``probe()`` finds otherwise."""
+        return BackendProbe(
+            cls.name,
+            cls.label,
+            installed=False,
+            precisions=list(cls.precisions),
+            default_precision=cls.default_precision,
+        )
+
+    @classmethod
     @abstractmethod
     def probe(cls) -> BackendProbe:
         """Find out whether the runtime is installed and which devices it can use here."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground.backends.base import TokenCallback
+from playground.backends.base import GenerationOutput, TokenCallback
 
 
 def make_streamer(tokenizer: Any, on_tokens: TokenCallback) -> Any:
@@ -64,3 +64,25 @@ def hf_generate_kwargs(settings: Any, tokenizer: Any) -> dict[str, Any]:
     if tokenizer.pad_token_id is None:
         kwargs["pad_token_id"] = tokenizer.eos_token_id
     return kwargs
+
+
+def generate_streamed(
+    model: Any, tokenizer: Any, prompt: str, settings: Any, on_tokens: TokenCallback, device: str = "cpu"
+) -> GenerationOutput:
+    """Tokenize the already templated prompt (no extra special tokens, like every other
+    backend), seed when sampling, and run ``model.generate()`` streaming into ``on_tokens``."""
+    import torch
+
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(device)
+    prompt_tokens = int(inputs["input_ids"].shape[-1])
+    streamer = make_streamer(tokenizer, on_tokens)
+    if settings.do_sample:
+        torch.manual_seed(settings.seed)
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs,
+            streamer=streamer,
+            stopping_criteria=make_stopping_criteria(streamer),
+            **hf_generate_kwargs(settings, tokenizer),
+        )
+    return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)

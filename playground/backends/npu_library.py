@@ -37,7 +37,7 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
-from playground.backends.hf_streaming import hf_generate_kwargs, make_stopping_criteria, make_streamer
+from playground.backends.hf_streaming import generate_streamed
 from playground.paths import cache_dir
 from playground.settings import GenerationSettings
 
@@ -120,10 +120,7 @@ class NPULibraryBackend(Backend):
 
     @classmethod
     def probe(cls) -> BackendProbe:
-        result = BackendProbe(
-            cls.name, cls.label, installed=False, precisions=list(cls.precisions),
-            default_precision=cls.default_precision,
-        )
+        result = cls.new_probe()
         reason = _missing_reason()
         if reason:
             result.reason = reason
@@ -196,25 +193,10 @@ class NPULibraryBackend(Backend):
     def generate(
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
-        import torch
-
         if self.model is None:
             raise BackendError(f"{self.label}: no model loaded")
-        # The prompt is already chat-templated (BOS included): add no special tokens, as the
-        # transformers backend does, so every runtime sees the same token ids.
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = int(inputs["input_ids"].shape[-1])
-        streamer = make_streamer(self.tokenizer, on_tokens)
-        with self._busy, torch.no_grad():
-            if settings.do_sample:
-                torch.manual_seed(settings.seed)
-            output = self.model.generate(
-                **inputs,
-                streamer=streamer,
-                stopping_criteria=make_stopping_criteria(streamer),
-                **hf_generate_kwargs(settings, self.tokenizer),
-            )
-        return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+        with self._busy:
+            return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens)
 
     def unload(self) -> None:
         self.model = None

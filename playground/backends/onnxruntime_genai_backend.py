@@ -48,13 +48,7 @@ class ONNXRuntimeGenAIBackend(Backend):
 
     @classmethod
     def probe(cls) -> BackendProbe:
-        result = BackendProbe(
-            cls.name,
-            cls.label,
-            installed=False,
-            precisions=list(cls.precisions),
-            default_precision=cls.default_precision,
-        )
+        result = cls.new_probe()
         flavour = installed_flavour()
         if flavour is None or not importlib.util.find_spec("onnxruntime_genai"):
             result.reason = "onnxruntime-genai not installed: pip install -r requirements.txt"

@@ -34,13 +34,7 @@ class OpenVINOGenAIBackend(Backend):
 
     @classmethod
     def probe(cls) -> BackendProbe:
-        result = BackendProbe(
-            cls.name,
-            cls.label,
-            installed=False,
-            precisions=list(cls.precisions),
-            default_precision=cls.default_precision,
-        )
+        result = cls.new_probe()
         if not importlib.util.find_spec("openvino_genai"):
             result.reason = "openvino-genai not installed: pip install -r requirements.txt"
             return result

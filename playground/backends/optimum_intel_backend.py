@@ -13,11 +13,7 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
-from playground.backends.hf_streaming import (
-    hf_generate_kwargs,
-    make_stopping_criteria,
-    make_streamer,
-)
+from playground.backends.hf_streaming import generate_streamed
 from playground.backends.openvino_common import (
     latency_config,
     probe_openvino_devices,
@@ -35,13 +31,7 @@ class OptimumIntelBackend(Backend):
 
     @classmethod
     def probe(cls) -> BackendProbe:
-        result = BackendProbe(
-            cls.name,
-            cls.label,
-            installed=False,
-            precisions=list(cls.precisions),
-            default_precision=cls.default_precision,
-        )
+        result = cls.new_probe()
         if not importlib.util.find_spec("optimum") or not importlib.util.find_spec("optimum.intel"):
             result.reason = "optimum-intel not installed: pip install -r requirements.txt"
             return result
@@ -79,20 +69,7 @@ class OptimumIntelBackend(Backend):
     def generate(
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
-        import torch
-
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = int(inputs["input_ids"].shape[-1])
-        streamer = make_streamer(self.tokenizer, on_tokens)
-        if settings.do_sample:
-            torch.manual_seed(settings.seed)
-        output = self.model.generate(
-            **inputs,
-            streamer=streamer,
-            stopping_criteria=make_stopping_criteria(streamer),
-            **hf_generate_kwargs(settings, self.tokenizer),
-        )
-        return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+        return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens)
 
     def unload(self) -> None:
         self.model = None

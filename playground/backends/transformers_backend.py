@@ -15,11 +15,7 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
-from playground.backends.hf_streaming import (
-    hf_generate_kwargs,
-    make_stopping_criteria,
-    make_streamer,
-)
+from playground.backends.hf_streaming import generate_streamed
 from playground.settings import GenerationSettings
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -33,13 +29,7 @@ class TransformersBackend(Backend):
 
     @classmethod
     def probe(cls) -> BackendProbe:
-        result = BackendProbe(
-            cls.name,
-            cls.label,
-            installed=False,
-            precisions=list(cls.precisions),
-            default_precision=cls.default_precision,
-        )
+        result = cls.new_probe()
         if not (importlib.util.find_spec("torch") and importlib.util.find_spec("transformers")):
             result.reason = "torch / transformers not installed: pip install -r requirements.txt"
             return result
@@ -86,21 +76,7 @@ class TransformersBackend(Backend):
     def generate(
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
-        import torch
-
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        prompt_tokens = int(inputs["input_ids"].shape[-1])
-        streamer = make_streamer(self.tokenizer, on_tokens)
-        if settings.do_sample:
-            torch.manual_seed(settings.seed)
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                streamer=streamer,
-                stopping_criteria=make_stopping_criteria(streamer),
-                **hf_generate_kwargs(settings, self.tokenizer),
-            )
-        return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+        return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens, self.device)
 
     def unload(self) -> None:
         self.model = None
