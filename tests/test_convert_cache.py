@@ -1,0 +1,73 @@
+"""The conversion cache: reuse what is complete, never what is half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playground.models import convert_cache
+from playground.models.convert_cache import DONE_MARKER, cached_conversion, conversion_dir
+
+
+@pytest.fixture
+def model(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def write_files(out: Path) -> None:
+    (out / "weights.bin").write_bytes(b"x" * 10)
+
+
+def test_complete_conversion_is_reused(model: Path) -> None:
+    calls: list[Path] = []
+    steps: list[str] = []
+
+    def convert(out: Path) -> None:
+        calls.append(out)
+        write_files(out)
+
+    first, reused_first = cached_conversion(model, "fmt", "int4", convert, steps.append)
+    second, reused_second = cached_conversion(model, "fmt", "int4", convert, steps.append)
+    assert first == second and (first / "weights.bin").is_file() and (first / DONE_MARKER).is_file()
+    assert (reused_first, reused_second) == (False, True) and len(calls) == 1
+    assert steps[0].startswith("Converting") and steps[-1].startswith("Using cached")
+    assert convert_cache.take_conversion_seconds() >= 0
+
+
+def test_precisions_and_changed_sources_get_their_own_entry(model: Path) -> None:
+    int4 = conversion_dir(model, "fmt", "int4")
+    assert int4 != conversion_dir(model, "fmt", "int8")
+    (model / "config.json").write_text('{"changed": true}')
+    assert int4 != conversion_dir(model, "fmt", "int4")
+
+
+def test_a_failed_conversion_leaves_nothing_behind(model: Path) -> None:
+    def crash(out: Path) -> None:
+        write_files(out)
+        raise RuntimeError("exporter died half-way")
+
+    with pytest.raises(RuntimeError):
+        cached_conversion(model, "fmt", "int4", crash, lambda _: None)
+    target = conversion_dir(model, "fmt", "int4")
+    assert not target.exists()
+    assert not list(target.parent.glob(target.name + ".partial-*"))
+
+
+def test_a_half_written_folder_is_converted_again(model: Path) -> None:
+    """A folder without the completion marker (killed process, full disk) is not a conversion."""
+    target = conversion_dir(model, "fmt", "int4")
+    target.mkdir(parents=True)
+    (target / "weights.bin").write_bytes(b"truncated")
+    calls = []
+
+    def convert(out: Path) -> None:
+        calls.append(out)
+        write_files(out)
+
+    folder, reused = cached_conversion(model, "fmt", "int4", convert, lambda _: None)
+    assert not reused and calls and (folder / "weights.bin").read_bytes() == b"x" * 10
