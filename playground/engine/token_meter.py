@@ -29,14 +29,16 @@ class TokenMeter:
 
     def __call__(self, text: str, tokens: int) -> bool:
         now = time.perf_counter()
+        first = False
         if tokens:
             if self.first_token_at is None:
                 self.first_token_at = now
+                first = True
             self.last_token_at = now
             self.count += tokens
         if text:
             self._pieces.append(text)
-        if now - self._last_flush >= self._interval:
+        if first or now - self._last_flush >= self._interval:  # the first token goes out at once
             self.flush(now)
         return not self._stop.is_set()
 
