@@ -20,7 +20,7 @@ from playground.engine.comparison import MODES, Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
 from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord
-from playground.models.resolve import ModelNotFoundError
+from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.paths import DEMO_MODEL_ID
 from playground.settings import GenerationSettings, SettingsError
 
@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         request = build_request(args)
+        if needs_download(request.model):
+            print(f"downloading {request.model!r} from the Hugging Face hub…", file=sys.stderr)
         comparison = Comparison(request)
     except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from playground.engine.comparison import Comparison, ComparisonRequest, run_comp
 from playground.engine.events import LaneEvent
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
-from playground.models.resolve import ModelNotFoundError
+from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.models.tokens import count_prompt_tokens
 from playground.paths import DEMO_MODEL_DIR, REPO_ROOT
 from playground.settings import GenerationSettings, SettingsError
@@ -394,3 +394,10 @@ def test_worker_pool_keeps_models_loaded_between_comparisons() -> None:
     finally:
         pool.close_all()
     assert pool.idle_pids() == []
+
+
+def test_only_uncached_hub_ids_count_as_downloads() -> None:
+    assert needs_download("example-org/model-that-is-not-cached")
+    assert not needs_download("demo")
+    assert not needs_download(str(DEMO_MODEL_DIR))
+    assert not needs_download("not a model!")

@@ -66,6 +66,20 @@ def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSour
     return ModelSource(spec, _download_from_hub(spec))
 
 
+def needs_download(spec: str | None) -> bool:
+    """True for a hub id whose files are not on this machine yet (checked without the network)."""
+    spec = (spec or "").strip()
+    if not HUB_ID.match(spec) or Path(spec).expanduser().exists():
+        return False
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(spec, allow_patterns=HUB_PATTERNS, local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError and friends: not cached
+        return True
+    return False
+
+
 def _download_from_hub(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (

@@ -11,7 +11,7 @@ import gradio as gr
 
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec
-from playground.models.resolve import ModelNotFoundError
+from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.settings import SettingsError
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
 from playground.ui.charts import tokens_figure, utilization_figure
@@ -92,6 +92,8 @@ class Controller:
         try:
             if len(specs) > MAX_PANELS:
                 raise SettingsError(f"Pick at most {MAX_PANELS} backends at once.")
+            if needs_download(form.model):  # can take minutes: say so before it starts
+                yield {page.status: f"Downloading {form.model!r} from the Hugging Face hub…"}
             run = self.start(form, specs)
         except USER_ERRORS as exc:
             yield {page.status: f"**Cannot run:** {exc}"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from playground.models.resolve import HUB_ID, HUB_PATTERNS, ModelNotFoundError
+from playground.models.resolve import HUB_ID, ModelNotFoundError, needs_download
 from playground.paths import DEMO_MODEL_ID
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -43,21 +43,10 @@ class AppOptions:
         spec = (spec or DEMO_MODEL_ID).strip()
         if not self.untrusted or spec in (DEMO_MODEL_ID, "", *self.launch_models):
             return True
-        if HUB_ID.match(spec) and not self.allow_downloads and not _in_hub_cache(spec):
+        if HUB_ID.match(spec) and not self.allow_downloads and needs_download(spec):
             raise ModelNotFoundError(
                 f"{spec!r} is not on this machine, and downloading models from a shared page is "
                 "turned off: whoever started the app can allow it with `--allow-downloads`, or "
                 "start it with `--model` instead."
             )
         return False
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    """A hub model already downloaded is no download; checked without touching the network."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=True)
-    except Exception:
-        return False
-    return True
