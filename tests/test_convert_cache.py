@@ -31,11 +31,15 @@ def test_complete_conversion_is_reused(model: Path) -> None:
         calls.append(out)
         write_files(out)
 
-    first, reused_first = cached_conversion(model, "fmt", "int4", convert, steps.append)
-    second, reused_second = cached_conversion(model, "fmt", "int4", convert, steps.append)
+    first, reused_first = cached_conversion(
+        model, "fmt", "int4", convert, lambda text, stage="loading": steps.append(f"{stage}: {text}")
+    )
+    second, reused_second = cached_conversion(
+        model, "fmt", "int4", convert, lambda text, stage="loading": steps.append(f"{stage}: {text}")
+    )
     assert first == second and (first / "weights.bin").is_file() and (first / DONE_MARKER).is_file()
     assert (reused_first, reused_second) == (False, True) and len(calls) == 1
-    assert steps[0].startswith("Converting") and steps[-1].startswith("Using cached")
+    assert steps[0].startswith("converting: Converting") and steps[-1].startswith("loading: Using cached")
     assert convert_cache.take_conversion_seconds() >= 0
 
 
@@ -52,7 +56,7 @@ def test_a_failed_conversion_leaves_nothing_behind(model: Path) -> None:
         raise RuntimeError("exporter died half-way")
 
     with pytest.raises(RuntimeError):
-        cached_conversion(model, "fmt", "int4", crash, lambda _: None)
+        cached_conversion(model, "fmt", "int4", crash, lambda *_: None)
     target = conversion_dir(model, "fmt", "int4")
     assert not target.exists()
     assert not list(target.parent.glob(target.name + ".partial-*"))
@@ -69,5 +73,5 @@ def test_a_half_written_folder_is_converted_again(model: Path) -> None:
         calls.append(out)
         write_files(out)
 
-    folder, reused = cached_conversion(model, "fmt", "int4", convert, lambda _: None)
+    folder, reused = cached_conversion(model, "fmt", "int4", convert, lambda *_: None)
     assert not reused and calls and (folder / "weights.bin").read_bytes() == b"x" * 10

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from playground.settings import GenerationSettings
 
@@ -21,8 +21,11 @@ from playground.settings import GenerationSettings
 # when the caller wants generation to stop. Must stay cheap: it runs per token.
 TokenCallback = Callable[[str, int], bool]
 
-# Called with a human-readable step during long operations (conversion, compilation).
-ProgressCallback = Callable[[str], None]
+class ProgressCallback(Protocol):
+    """Called with a human-readable step during long operations; ``stage`` is the lane state
+    the step belongs to ("loading", or "converting" for a first-time model conversion)."""
+
+    def __call__(self, text: str, stage: str = "loading") -> None: ...
 
 
 class BackendError(Exception):

@@ -232,9 +232,8 @@ class _Lane:
                 self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run, prompt_index=index
             )
         elif kind == "progress":
-            text = message[1]
-            state = "converting" if "onvert" in text or "export" in text.lower() else "loading"
-            yield self._state(state, text)
+            _, text, stage = message
+            yield self._state(stage, text)
         elif kind == "loaded":
             self.loaded = message[1]
             yield self._state("loading", self._loaded_message())

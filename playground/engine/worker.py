@@ -71,6 +71,9 @@ class Worker:
         if self.backend is not None:
             self.backend.unload()
 
+    def report_progress(self, text: str, stage: str = "loading") -> None:
+        self.send("progress", text, stage)
+
     def do_probe(self, backend_name: str) -> None:
         from playground.backends import get_backend_class
 
@@ -91,7 +94,7 @@ class Worker:
             if not device:
                 raise DeviceUnavailableError(f"{cls.label} found no usable device here.")
         self.backend = cls()
-        self.backend.load(Path(model_dir), device, precision, lambda text: self.send("progress", text))
+        self.backend.load(Path(model_dir), device, precision, self.report_progress)
         total = time.perf_counter() - started
         convert_s = convert_cache.take_conversion_seconds()
         self.send(

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from playground.backends.base import ProgressCallback
 from playground.paths import cache_dir
 
 DONE_MARKER = ".conversion-complete.json"
@@ -44,7 +45,7 @@ def cached_conversion(
     fmt: str,
     variant: str,
     convert: Callable[[Path], None],
-    progress: Callable[[str], None],
+    progress: ProgressCallback,
 ) -> tuple[Path, bool]:
     """Return (folder, reused); ``convert(tmp_dir)`` writes the converted model into tmp_dir."""
     from filelock import FileLock  # lazily: workers on a bare interpreter can still report errors
@@ -61,7 +62,7 @@ def cached_conversion(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier attempt
         tmp.mkdir(parents=True)
-        progress(f"Converting to {fmt} {variant} (first run only; cached afterwards)")
+        progress(f"Converting to {fmt} {variant} (first run only; cached afterwards)", "converting")
         started = time.perf_counter()
         try:
             convert(tmp)
@@ -74,7 +75,7 @@ def cached_conversion(
             json.dumps({"source": str(model_dir), "format": fmt, "variant": variant, "seconds": seconds})
         )
         os.replace(tmp, target)
-        progress(f"Converted to {fmt} {variant} in {seconds:.1f} s")
+        progress(f"Converted to {fmt} {variant} in {seconds:.1f} s", "converting")
         return target, False
 
 

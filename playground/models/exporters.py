@@ -101,7 +101,7 @@ def _run_tool(command: list[str], what: str, progress: ProgressCallback) -> None
             tail.append(line)
             now = time.monotonic()
             if now - last_report > 0.5:
-                progress(f"{what}: {line[:160]}")
+                progress(f"{what}: {line[:160]}", "converting")
                 last_report = now
         code = proc.wait()
     if code != 0:
