@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from playground.engine.records import RunRecord
 
-# Lane states, in the order a lane normally goes through them.
-STATES = ("queued", "starting", "converting", "loading", "generating", "done", "stopped", "error")
+# Lane states, in order: queued, starting, converting, loading, generating, then done / stopped / error.
 
 
 @dataclass
