@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a token before a backend counts as hung",
     )
     parser.add_argument(
+        "--first-token-timeout",
+        type=float,
+        default=900.0,
+        help="seconds allowed for the first token (prefill of a long prompt)",
+    )
+    parser.add_argument(
         "--list-devices",
         action="store_true",
         help="show what each backend can use here, and why not, then exit",
@@ -154,6 +160,7 @@ def build_request(args: argparse.Namespace) -> ComparisonRequest:
         runs=args.runs,
         load_timeout_s=args.load_timeout,
         idle_timeout_s=args.idle_timeout,
+        first_token_timeout_s=args.first_token_timeout,
     )
 
 

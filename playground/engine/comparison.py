@@ -39,6 +39,7 @@ class ComparisonRequest:
     runs: int = 1
     load_timeout_s: float = 1800.0  # first-time conversion of a real 4B model takes minutes
     idle_timeout_s: float = 120.0  # no token for this long while generating = hung
+    first_token_timeout_s: float = 900.0  # prefill of a long prompt on a slow device may take minutes
     flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
     allow_local_paths: bool = True  # False for requests coming from a shared web page
     # A different interpreter per backend (e.g. a separate venv for the NPU library).
@@ -159,6 +160,7 @@ class _Lane:
         self.last_heard = time.monotonic()
         self.loaded: dict = {}
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
+        self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
         self.plan: deque[tuple[int, int]] = deque(
             (index, run)
             for index in range(len(comparison.prompts))
@@ -227,6 +229,7 @@ class _Lane:
         kind = message[0]
         if kind == "tokens":
             _, text, count, elapsed = message
+            self.tokens_in_run = count
             index, run = self.current or (0, 0)
             yield LaneEvent(
                 self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run, prompt_index=index
@@ -260,6 +263,7 @@ class _Lane:
             yield self.finish(final, "stopped" if final == "stopped" else "all runs finished")
             return
         self.current = self.plan.popleft()
+        self.tokens_in_run = 0
         index, run = self.current
         prompt = self.comparison.prompts[index]
         self.phase = "generating"
@@ -344,14 +348,20 @@ class _Lane:
 
     # -- timeouts ----------------------------------------------------------------------------
 
+    def _time_limit(self) -> float:
+        if self.phase != "generating":
+            return self.request.load_timeout_s
+        if self.tokens_in_run:
+            return self.request.idle_timeout_s
+        return max(self.request.idle_timeout_s, self.request.first_token_timeout_s)
+
     def overdue(self) -> bool:
-        limit = self.request.idle_timeout_s if self.phase == "generating" else self.request.load_timeout_s
-        return time.monotonic() - self.last_heard > limit
+        return time.monotonic() - self.last_heard > self._time_limit()
 
     def overdue_message(self) -> str:
         if self.phase == "generating":
             return (
-                f"{self.spec.backend} produced nothing for {self.request.idle_timeout_s:.0f} s and "
+                f"{self.spec.backend} produced nothing for {self._time_limit():.0f} s and "
                 "was stopped (worker killed); the other backends carry on."
             )
         return (

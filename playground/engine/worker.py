@@ -68,6 +68,9 @@ class Worker:
                 handler(*args)
             except Exception as exc:  # reported to the lane; the worker stays usable
                 self.send("error", command, _user_message(exc), traceback.format_exc(limit=8))
+            # Cleared once the answer is out, not when the next command starts: a stop that
+            # arrives while the next generate is still queued must still stop it.
+            self.stop.clear()
         if self.backend is not None:
             self.backend.unload()
 
@@ -117,7 +120,6 @@ class Worker:
 
         if self.backend is None:
             raise BackendError("No model loaded")
-        self.stop.clear()
         generation = GenerationSettings(**settings)
         meter = TokenMeter(
             lambda text, count, at: self.send("tokens", text, count, at), self.stop, flush_interval
