@@ -87,7 +87,7 @@ def start_app(args: list[str], cache: Path, log_path: Path) -> AppServer:
 @pytest.fixture(scope="session")
 def app_model() -> str:
     if TEST_MODEL == "demo" and not (REPO_ROOT / "assets" / "demo-model" / "config.json").is_file():
-        pytest.skip("the demo model is missing: build it with `python scripts/train_demo_model.py` "
+        pytest.skip(reason="the demo model is missing: build it with `python scripts/train_demo_model.py` "
                     "(or set PLAYGROUND_TEST_MODEL to a local model folder)")
     return TEST_MODEL
 

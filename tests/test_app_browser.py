@@ -34,7 +34,7 @@ PLOT_POINTS = """(id) => {
 @pytest.fixture(scope="module")
 def page(app_server) -> Iterator:
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is missing: install it with `apt-get install -y chromium`")
+        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

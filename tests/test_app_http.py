@@ -60,7 +60,7 @@ def test_unavailable_device_gives_an_error_row_while_others_succeed(
     candidates = [(b, d) for b in backends if b["usable"] for d in b["devices"]
                   if d not in b["available_devices"]]
     if not candidates:
-        pytest.skip("every device of every backend is present on this machine")
+        pytest.skip(reason="every device of every backend is present on this machine")
     # Prefer a quick loader for the lane that must succeed.
     backend, missing = min(candidates, key=lambda c: c[0]["name"] != "openvino-genai")
     good = backend["device"]

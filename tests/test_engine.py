@@ -242,7 +242,7 @@ def bare_python() -> str | None:
 def test_missing_runtime_package_is_explained() -> None:
     python = bare_python()
     if python is None:
-        pytest.skip("no interpreter without the runtimes installed to run a worker on")
+        pytest.skip(reason="no interpreter without the runtimes installed to run a worker on")
     records = run_comparison(
         ComparisonRequest(
             prompts=[PROMPT],
