@@ -25,6 +25,10 @@ ISSUE_FIELDS = {
 }
 
 
+# One short measured run: the tests check behaviour, not speed.
+QUICK = ("--runs", "1", "--warmup", "0", "--max-new-tokens", "8")
+
+
 def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "playground.bench", *args],
@@ -78,12 +82,7 @@ def test_bench_reads_prompts_from_a_file(tmp_path: Path) -> None:
         "onnxruntime-genai",
         "--prompts-file",
         str(prompts),
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--max-new-tokens",
-        "8",
+        *QUICK,
         "--json",
         str(out),
     )
@@ -115,12 +114,7 @@ def test_a_failing_backend_does_not_stop_the_others(tmp_path: Path) -> None:
     result = bench(
         "--backends",
         "transformers:cuda,onnxruntime-genai",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--max-new-tokens",
-        "8",
+        *QUICK,
         "--json",
         str(out),
     )

@@ -21,6 +21,7 @@ from playground.settings import GenerationSettings
 # when the caller wants generation to stop. Must stay cheap: it runs per token.
 TokenCallback = Callable[[str, int], bool]
 
+
 class ProgressCallback(Protocol):
     """Called with a human-readable step during long operations; ``stage`` is the lane state
     the step belongs to ("loading", or "converting" for a first-time model conversion)."""

@@ -8,6 +8,7 @@ CPU everywhere, DirectML with ``onnxruntime-genai-directml`` (Windows), CUDA wit
 from __future__ import annotations
 
 import importlib.util
+import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,6 @@ class ONNXRuntimeGenAIBackend(Backend):
             config.append_provider(self.device)
         self.model: Any = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
-        import json
-
         genai_config = json.loads((model_path / "genai_config.json").read_text())
         self.context_length = genai_config.get("model", {}).get("context_length")
 

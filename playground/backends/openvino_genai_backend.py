@@ -8,6 +8,7 @@ from typing import Any
 
 from playground.backends.base import (
     Backend,
+    BackendError,
     BackendProbe,
     GenerationOutput,
     ProgressCallback,
@@ -70,8 +71,6 @@ class OpenVINOGenAIBackend(Backend):
         inputs = self.tokenizer.encode([prompt], add_special_tokens=False)
         prompt_tokens = int(inputs.input_ids.get_shape()[-1])
         if self.device.startswith("NPU") and prompt_tokens > NPU_MAX_PROMPT_LEN:
-            from playground.backends.base import BackendError
-
             raise BackendError(
                 f"The prompt has {prompt_tokens} tokens; the NPU pipeline is compiled for at most "
                 f"{NPU_MAX_PROMPT_LEN} (MAX_PROMPT_LEN)."

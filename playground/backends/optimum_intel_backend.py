@@ -9,6 +9,7 @@ from typing import Any
 from playground.backends.base import (
     Backend,
     BackendProbe,
+    DeviceProbe,
     GenerationOutput,
     ProgressCallback,
     TokenCallback,
@@ -21,6 +22,8 @@ from playground.backends.openvino_common import (
 )
 from playground.models.exporters import openvino_ir
 from playground.settings import GenerationSettings
+
+NPU_NOT_TARGETED = "optimum-intel does not target the NPU; use openvino-genai or the NPU library"
 
 
 class OptimumIntelBackend(Backend):
@@ -41,13 +44,7 @@ class OptimumIntelBackend(Backend):
         result.version = f"optimum-intel {version('optimum-intel')}"
         # Dynamic-shape models through optimum-intel are not meant for the NPU.
         result.devices = [
-            probe
-            if not probe.device.startswith("NPU")
-            else type(probe)(
-                probe.device,
-                False,
-                "optimum-intel does not target the NPU; use openvino-genai or the NPU library",
-            )
+            DeviceProbe(probe.device, False, NPU_NOT_TARGETED) if probe.device.startswith("NPU") else probe
             for probe in probe_openvino_devices()
         ]
         return result

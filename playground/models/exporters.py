@@ -6,6 +6,7 @@ them) so their output becomes progress lines and their memory is returned afterw
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -85,8 +86,6 @@ def ort_genai_model(
 def _run_tool(command: list[str], what: str, progress: ProgressCallback) -> None:
     """Run an exporter, forward its output as progress (at most ~2 lines/s), explain failures."""
     env_overrides = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    import os
-
     env = {**os.environ, **env_overrides}
     tail: deque[str] = deque(maxlen=25)
     last_report = 0.0
