@@ -255,7 +255,3 @@ def format_probes(probes: dict[str, BackendProbe]) -> str:
             mark = "yes" if device.available else "no "
             lines.append(f"  [{mark}] {device.device:<8} {device.note}")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
