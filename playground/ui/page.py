@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from playground.models.catalog import SMOLLM2, model_ids
 from playground.models.chat import DEFAULT_SYSTEM_PROMPT
 from playground.settings import MAX_NEW_TOKENS_LIMIT
 from playground.ui.backend_picker import BackendRow
@@ -17,8 +18,15 @@ from playground.ui.results import HEADERS
 MAX_PANELS = 6
 CHART_REFRESH_S = 0.3  # ~3 redraws a second while anything runs
 
+# For a real chat model (SmolLM2 and up): short questions with checkable answers.
+CHAT_EXAMPLES = [
+    "What is the capital of France?",
+    "Give me three tips for staying focused while studying.",
+    "Write a Python function that reverses a string.",
+    "Explain in two sentences why the sky is blue.",
+]
 # The demo model learnt Python's reference manual and stdlib docs as Q&A: ask it that kind of thing.
-EXAMPLES = [
+DEMO_EXAMPLES = [
     "What is the for statement?",
     "Explain the json module.",
     "How does the with statement work?",
@@ -116,7 +124,8 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             with gr.Column(scale=3, min_width=360):
                 prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="prompt",
                                     placeholder="Ask something, or pick an example below")
-                gr.Examples(EXAMPLES, inputs=[prompt], label="Example prompts")
+                gr.Examples(CHAT_EXAMPLES, inputs=[prompt], label="Example prompts (chat model: smollm2)")
+                gr.Examples(DEMO_EXAMPLES, inputs=[prompt], label="Example prompts (demo model: Python docs)")
                 system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt (optional)",
                                            lines=1, max_lines=4, elem_id="system-prompt")
                 with gr.Row():
@@ -124,12 +133,14 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-button")
                 status = gr.Markdown("Ready.", elem_id="run-status")
             with gr.Column(scale=2, min_width=360):
-                model_note = ("demo, a Hugging Face hub id, or a local model folder"
+                model_note = ("smollm2, demo, a Hugging Face hub id, or a local model folder"
                               if not options.untrusted else
-                              "demo or a hub id" + (" (downloads allowed)" if options.allow_downloads
-                                                    else " already on this machine"))
+                              "smollm2, demo or a hub id" + (" (downloads allowed)" if options.allow_downloads
+                                                             else " already on this machine"))
+                if not SMOLLM2.is_ready():
+                    model_note += f"; smollm2 is not set up here: {SMOLLM2.setup_hint}"
                 model = gr.Dropdown(
-                    choices=list(dict.fromkeys(["demo", options.model, *options.launch_models])),
+                    choices=list(dict.fromkeys([options.model, *model_ids(), *options.launch_models])),
                     value=options.model, allow_custom_value=True, label="Model", info=model_note,
                     elem_id="model",
                 )
