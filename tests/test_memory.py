@@ -91,15 +91,23 @@ def test_weights_per_precision() -> None:
     int8 = estimate(DEMO_MODEL_DIR, "openvino-genai", "int8", shape=shape, tokens=0)
     int4 = estimate(DEMO_MODEL_DIR, "openvino-genai", "int4", shape=shape, tokens=0)
     npu4 = estimate(DEMO_MODEL_DIR, "openvino-genai", "int4", device="NPU", shape=shape, tokens=0)
-    assert int8.weights_mb == pytest.approx(shape.params / MB)
+    copies = memory.CONVERTED_RESIDENT_COPIES  # the IR's pages and the CPU plugin's repacked copy
+    assert int8.weights_mb == pytest.approx(copies * shape.params / MB)
     # int4: 60% of block layers at 4 bits + an fp16 scale per 128 weights, the rest (and embeddings) int8.
     linear = shape.linear_params * (0.6 * (0.5 + 2 / 128) + 0.4)
-    assert int4.weights_mb == pytest.approx((linear + shape.embedding_params) / MB)
+    assert int4.weights_mb == pytest.approx(copies * (linear + shape.embedding_params) / MB)
     assert npu4.weights_mb < int4.weights_mb < int8.weights_mb
     ort4 = estimate(DEMO_MODEL_DIR, "onnxruntime-genai", "int4", shape=shape, tokens=0)
-    # fp32 embedding on CPU + int4 blocks and output head with an fp32 scale per 32 weights.
-    expected = shape.embedding_params * 4 + (shape.linear_params + shape.embedding_params) * 0.625
-    assert ort4.weights_mb == pytest.approx(expected / MB)
+    # Tied: one int4 matrix (fp32 scale per 32 weights) serves embedding and head.
+    assert ort4.weights_mb == pytest.approx(copies * shape.params * 0.625 / MB)
+    untied = ModelShape.from_config({**SMOL_CONFIG, "tie_word_embeddings": False})
+    ort4 = estimate(DEMO_MODEL_DIR, "onnxruntime-genai", "int4", shape=untied, tokens=0)
+    # Untied: the embedding stays fp32 on CPU, a lookup table that is mmapped and barely touched;
+    # blocks and head are int4 and held twice.
+    expected = (untied.linear_params + untied.lm_head_params) * 0.625
+    assert ort4.weights_mb == pytest.approx(copies * expected / MB)
+    on_disk = untied.embedding_params * 4 + expected
+    assert ort4.conversion_mb > on_disk / MB
 
 
 def test_kv_cache_and_totals() -> None:
@@ -119,7 +127,8 @@ def test_a_cached_conversion_is_measured_not_guessed(tmp_path: Path) -> None:
     (converted / "openvino_model.bin").write_bytes(b"\0" * (3 * MB))
     shape = ModelShape.from_config(SMOL_CONFIG)
     found = estimate(DEMO_MODEL_DIR, "optimum-intel", "int8", shape=shape, converted=converted)
-    assert found.weights_mb == pytest.approx(3.0) and found.conversion_mb == 0
+    assert found.weights_mb == pytest.approx(3.0 * memory.CONVERTED_RESIDENT_COPIES)
+    assert found.conversion_mb == 0
     assert found.weights_source == "converted files"
 
 

@@ -128,14 +128,14 @@ class MemoryGate:
         """Lanes to kill now, with their panel message ("killed: out of memory (...)")."""
         if not self.live:
             return []
-        held = {key: entry.worker.rss_mb() for key, entry in self.live.items()}
-        enforced = {key for key, entry in self.live.items() if entry.worker.cgroup is not None}
+        # A worker with its own cgroup counts the kernel's charge, which its cgroup keeps under the
+        # limit: alone it is left to the kernel; the guard catches lanes that cross it together.
+        held = {key: entry.worker.held_mb() for key, entry in self.live.items()}
         if self.limit_mb is not None:
             total = sum(held.values())
-            unguarded = [key for key in held if key not in enforced]
-            if total <= self.limit_mb or not unguarded:
+            if total <= self.limit_mb:
                 return []
-            victim = max(unguarded, key=lambda key: held[key])
+            victim = max(held, key=lambda key: held[key])
             others = total - held[victim]
             also = f"; other backends held {others:.0f} MB" if others >= 1 else ""
             used = f"used {held[victim]:.0f} MB of the {self.limit_mb:.0f} MB limit{also}"

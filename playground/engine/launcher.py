@@ -181,6 +181,15 @@ class WorkerProcess:
         self.last_rss_mb = (own + largest) / 2**20
         return self.last_rss_mb
 
+    def held_mb(self) -> float:
+        """What counts against the memory limit: the kernel's charge where the worker has its own
+        cgroup (the number the kernel enforces), else the sampled resident memory."""
+        charged = self.cgroup.usage_mb() if self.cgroup is not None else None
+        if charged is None:
+            return self.rss_mb()
+        self.rss_mb()  # keep last_rss_mb fresh as evidence
+        return charged
+
     def describe_exit(self) -> str:
         code = self.proc.poll()
         what = "still running" if code is None else f"exit code {code}"

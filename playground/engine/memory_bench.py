@@ -20,7 +20,9 @@ import psutil
 
 from playground.engine.admission import estimate_lane
 from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.memory import estimate
 from playground.engine.records import BackendSpec
+from playground.models.resolve import resolve_model
 from playground.settings import GenerationSettings
 
 
@@ -32,6 +34,7 @@ class TreeSampler(threading.Thread):
         self.pids: dict[int, str] = {}
         self.worker_peak: dict[str, float] = {}
         self.children_peak: dict[str, float] = {}
+        self.tree_peak: dict[str, float] = {}  # worker + its largest child at the same moment
         self.done = threading.Event()
 
     def watch(self, lane: str, pid: int, started: bool) -> None:
@@ -51,6 +54,7 @@ class TreeSampler(threading.Thread):
                     continue
                 self.worker_peak[lane] = max(self.worker_peak.get(lane, 0.0), own)
                 self.children_peak[lane] = max(self.children_peak.get(lane, 0.0), kids)
+                self.tree_peak[lane] = max(self.tree_peak.get(lane, 0.0), own + kids)
             time.sleep(0.05)
 
 
@@ -62,8 +66,14 @@ def main() -> int:
         default="transformers,openvino-genai,optimum-intel,onnxruntime-genai,npu-library",
     )
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write the measurements here")
+    parser.add_argument(
+        "--table", type=Path, nargs="+", help="print the README table from measurement files, then exit"
+    )
     args = parser.parse_args()
+    if args.table:
+        print(format_table([row for path in args.table for row in json.loads(path.read_text())]))
+        return 0
     rows = []
     for text in args.backends.split(","):
         spec = BackendSpec.parse(text)
@@ -91,10 +101,12 @@ def main() -> int:
             "model": comparison.model.name,
             "backend": spec.backend,
             "precision": record.precision if record else spec.precision,
+            "tokens": tokens,
             "estimate": estimate.to_dict(),
             "peak_rss_mb": record.peak_rss_mb if record else None,
             "sampled_worker_peak_mb": round(sampler.worker_peak.get(spec.key, 0.0), 1),
             "sampled_exporter_peak_mb": round(sampler.children_peak.get(spec.key, 0.0), 1),
+            "sampled_tree_peak_mb": round(sampler.tree_peak.get(spec.key, 0.0), 1),
             "error": record.error if record else "no record",
             **loaded,
         }
@@ -103,6 +115,38 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def _error(estimated: float, measured: float | None) -> str:
+    return f"{(estimated - measured) / measured:+.0%}" if measured else "-"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Estimate (as made before the first load: no conversion cached) vs measured, per row."""
+    lines = [
+        "| model | backend | precision | estimated load MB | measured peak RSS MB | error "
+        "| estimated conversion MB | measured exporter peak MB | error |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row.get("error") or not row.get("precision"):
+            continue
+        spec = BackendSpec(row["backend"], "", row["precision"])
+        model = resolve_model(row["model"])
+        # As the engine estimates before a first load: nothing converted yet.
+        found = estimate(model.path, spec.backend, spec.precision, "", int(row.get("tokens") or 100))
+        conversion = found.runtime_mb + found.conversion_mb if found.conversion_mb else None
+        exporter = row.get("sampled_exporter_peak_mb") or 0.0
+        measured_conversion = row.get("sampled_tree_peak_mb") if exporter > 100 else None
+        name = "demo" if model.name == "demo" else model.path.name
+        lines.append(
+            f"| {name} | {row['backend']} | {row['precision']} | {found.load_mb:,.0f} "
+            f"| {row['peak_rss_mb']:,.0f} | {_error(found.load_mb, row['peak_rss_mb'])} "
+            f"| {f'{conversion:,.0f}' if conversion else '-'} "
+            f"| {f'{measured_conversion:,.0f}' if measured_conversion else '-'} "
+            f"| {_error(conversion, measured_conversion) if conversion and measured_conversion else '-'} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,14 @@ class WorkerCgroup:
             return 0
         return 0
 
+    def usage_mb(self) -> float | None:
+        """What the kernel charges this cgroup now (what its limit is checked against)."""
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        try:
+            return int((self.path / name).read_text()) / MB
+        except (OSError, ValueError):
+            return None
+
     def peak_mb(self) -> float | None:
         name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
         try:
