@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from playground.engine.memory import MB, Budget, ModelShape, estimate, refusal_m
 from playground.engine.oom import WorkerCgroup, judge_exit
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec
-from playground.paths import DEMO_MODEL_DIR
+from playground.paths import DEMO_MODEL_DIR, REPO_ROOT
 from playground.settings import GenerationSettings, SettingsError
 
 # Llama-style: hidden 576, 30 layers, 3 KV heads of 64, tied embeddings (SmolLM2-135M's shape).
@@ -294,3 +296,16 @@ def test_parallel_lanes_are_summed(ort_converted) -> None:
         assert gate.admit("second", small, alternatives) == (None, "")
     finally:
         worker.close()
+
+
+@pytest.mark.slow
+def test_bench_cli_takes_a_memory_limit(ort_converted, tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    command = [sys.executable, "-m", "playground.bench", "--backends",
+               "onnxruntime-genai:cpu:fp32,onnxruntime-genai:cpu:int4", "--memory-limit", "500",
+               "--runs", "1", "--warmup", "0", "--max-new-tokens", "8", "--json", str(out)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr  # one lane refused
+    records = {r["precision"]: r for r in json.loads(out.read_text())}
+    assert records["fp32"]["error"].startswith("Not enough memory") and "500 MB memory limit" in done.stderr
+    assert records["int4"]["error"] == "" and records["int4"]["new_tokens"] == 8

@@ -157,7 +157,11 @@ def judge_exit(
         return OomEvidence("killed: out of memory (Windows could not commit more memory to the worker)")
     if code != -signal.SIGKILL:
         return OomEvidence(None)
-    seen = f"; its last sampled memory was {last_rss_mb:.0f} MB" if last_rss_mb else ""
+    seen = (
+        f"; last sampled resident memory, shared libraries included: {last_rss_mb:.0f} MB"
+        if last_rss_mb
+        else ""
+    )
     if cgroup is not None and cgroup.oom_kills() > 0:
         peak = cgroup.peak_mb()
         used = f"used {peak:.0f} MB of" if peak else "reached"
