@@ -155,6 +155,9 @@ def test_refusal_says_needed_available_and_what_fits() -> None:
     assert "fewer backends at once or sequential mode" in parallel
     nothing = refusal_message("x", fp32, 10, "on this machine", [bf16], alone_fits=False)
     assert "nothing this backend offers fits" in nothing and "bf16" in nothing
+    ort = memory.MemoryEstimate("onnxruntime-genai", "int4", weights_mb=80, kv_cache_mb=4, runtime_mb=90)
+    text = refusal_message("x", fp32, ort.total_mb + 1, "on this machine", [bf16], False, [ort])
+    assert f"What would fit: onnxruntime-genai int4 needs ~{memory.fmt_mb(ort.total_mb)}" in text
 
 
 def test_limit_from_environment_and_request(monkeypatch: pytest.MonkeyPatch) -> None:

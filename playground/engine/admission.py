@@ -10,11 +10,11 @@ not enforce the limit (no cgroup), a lane whose memory crosses it is killed by t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playground.backends import get_backend_class
+from playground.backends import backend_names, get_backend_class
 from playground.engine.launcher import WorkerProcess
 from playground.engine.memory import (
     Budget,
@@ -59,6 +59,15 @@ def estimate_lane(
     return one(precision), others
 
 
+def estimate_elsewhere(model_dir: Path, spec: BackendSpec, tokens: int) -> list[MemoryEstimate]:
+    """Every other backend at its default precision: what to suggest when nothing here fits."""
+    found = []
+    for name in backend_names():
+        if name != spec.backend:
+            found.append(estimate_lane(model_dir, BackendSpec(name), tokens)[0])
+    return found
+
+
 @dataclass
 class _Live:
     worker: WorkerProcess
@@ -93,6 +102,7 @@ class MemoryGate:
         needed: MemoryEstimate,
         alternatives: list[MemoryEstimate],
         keep: Collection[PoolKey] = (),
+        elsewhere: Callable[[], list[MemoryEstimate]] = list,
     ) -> tuple[str | None, str]:
         """(refusal message or None, a note for the panel, e.g. which idle workers were freed)."""
         busy, pending = self._held(exclude=lane)
@@ -114,7 +124,7 @@ class MemoryGate:
         # Alone: the other lanes' memory back (what they hold now) and nothing reserved for them.
         alone = Budget(budget.available_mb + busy - pending, self.limit_mb, idle_mb=budget.idle_mb).free_mb()
         message = refusal_message(
-            lane, needed, free, budget.describe(), alternatives, alone_fits=busy > 0 and want <= alone
+            lane, needed, free, budget.describe(), alternatives, busy > 0 and want <= alone, elsewhere()
         )
         return message, note
 

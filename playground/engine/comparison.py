@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from playground.backends import backend_names
-from playground.engine.admission import MemoryGate, estimate_lane
+from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
@@ -247,7 +247,10 @@ class _Lane:
             return None, "", 0.0
         lanes = self.comparison.lanes
         waiting = {lane.pool_key for lane in lanes if lane.phase == "queued" and lane is not self}
-        refusal, note = self.comparison.memory.admit(self.key, needed, alternatives, keep=waiting)
+        model_dir = self.comparison.model.path
+        refusal, note = self.comparison.memory.admit(
+            self.key, needed, alternatives, waiting, lambda: estimate_elsewhere(model_dir, self.spec, tokens)
+        )
         return refusal, note, needed.total_mb
 
     def stop(self) -> Iterator[LaneEvent]:

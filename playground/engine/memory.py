@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -350,12 +351,16 @@ def refusal_message(
     where: str,
     alternatives: list[MemoryEstimate],
     alone_fits: bool,
+    elsewhere: Sequence[MemoryEstimate] = (),
 ) -> str:
     """The panel's text for a refused load: what it needs, what there is, and what would fit."""
     fits = [alt for alt in alternatives if alt.total_mb <= free_mb]
     hints = [f"{alt.precision} needs ~{fmt_mb(alt.total_mb)}" for alt in fits]
     if alone_fits:
         hints.append("fewer backends at once or sequential mode would fit")
+    if not hints:  # nothing of this backend: a lighter runtime at its default precision?
+        lighter = sorted((alt for alt in elsewhere if alt.total_mb <= free_mb), key=lambda alt: alt.total_mb)
+        hints += [f"{alt.backend} {alt.precision} needs ~{fmt_mb(alt.total_mb)}" for alt in lighter[:2]]
     if not hints:
         smallest = min([*alternatives, needed], key=lambda alt: alt.total_mb)
         hints.append(
