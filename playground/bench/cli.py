@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds allowed for the first token (prefill of a long prompt)",
     )
     parser.add_argument(
+        "--memory-limit",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="cap on the memory all backends may hold together, MB (default: PLAYGROUND_MEMORY_LIMIT_MB, "
+        "else available memory minus a 1 GB margin); a load that cannot fit is refused",
+    )
+    parser.add_argument(
         "--list-devices",
         action="store_true",
         help="show what each backend can use here, and why not, then exit",
@@ -161,6 +169,7 @@ def build_request(args: argparse.Namespace) -> ComparisonRequest:
         load_timeout_s=args.load_timeout,
         idle_timeout_s=args.idle_timeout,
         first_token_timeout_s=args.first_token_timeout,
+        memory_limit_mb=args.memory_limit,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from playground.backends import backend_names
+from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
@@ -44,6 +45,10 @@ class ComparisonRequest:
     allow_local_paths: bool = True  # False for requests coming from a shared web page
     # A different interpreter per backend (e.g. a separate venv for the NPU library).
     worker_python: dict[str, str] = field(default_factory=dict)
+    # Cap on what the workers may hold together, MB (None: PLAYGROUND_MEMORY_LIMIT_MB, else what
+    # is available minus a margin). memory_check=False loads even when the estimate says no.
+    memory_limit_mb: float | None = None
+    memory_check: bool = True
 
 
 @dataclass
@@ -68,6 +73,11 @@ class Comparison:
         self.records: list[RunRecord] = []
         self._stop = threading.Event()
         self._validate_request()
+        try:
+            self.memory = MemoryGate(request.memory_limit_mb, request.memory_check, pool)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+        self.lanes: list[_Lane] = []
         self.model: ModelSource = resolve_model(request.model, request.allow_local_paths)
         self.prompts = [self._prepare(prompt) for prompt in request.prompts]
 
@@ -108,7 +118,7 @@ class Comparison:
         return self._stop.is_set()
 
     def events(self) -> Iterator[LaneEvent]:
-        lanes = [_Lane(spec, self) for spec in self.request.specs]
+        lanes = self.lanes = [_Lane(spec, self) for spec in self.request.specs]
         if self.pool is not None:
             self.pool.retain_only({lane.pool_key for lane in lanes})
         for lane in lanes:
@@ -129,7 +139,13 @@ class Comparison:
             if lane.worker is not None:
                 live.append(lane)
         stop_sent = False
+        guarded = time.monotonic()
         while live:
+            if time.monotonic() - guarded >= 0.5:  # memory guard: a lane that outgrows the limit
+                guarded = time.monotonic()
+                for key, message in self.memory.guard():
+                    yield from next(lane for lane in live if lane.key == key).fail(message, kill=True)
+                live = [lane for lane in live if lane.worker is not None]
             if self._stop.is_set() and not stop_sent:
                 stop_sent = True
                 for lane in live:
@@ -183,18 +199,28 @@ class _Lane:
         reused = self.comparison.pool.take(self.pool_key) if self.comparison.pool else None
         if reused is not None:
             self.worker, self.loaded = reused
+            self.comparison.memory.started(self.key, self.worker, self.worker.rss_mb())
             self._announce_worker()
             yield LaneEvent(self.key, "worker", pid=self.worker.pid)
             yield self._state("loading", self._loaded_message() + " (already loaded, reused)")
             yield from self._next_run()
             return
-        yield self._state("starting", "starting worker process")
+        refusal, note, reserve = self._admit_memory()
+        if refusal:
+            yield from self.fail(refusal)
+            return
+        yield self._state("starting", "starting worker process" + (f" ({note})" if note else ""))
         self.last_heard = time.monotonic()
         try:
-            self.worker = WorkerProcess(self.key, python=self.request.worker_python.get(self.spec.backend))
+            self.worker = WorkerProcess(
+                self.key,
+                python=self.request.worker_python.get(self.spec.backend),
+                memory_limit_mb=self.comparison.memory.limit_mb,
+            )
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
+        self.comparison.memory.started(self.key, self.worker, reserve)
         self._announce_worker()
         yield LaneEvent(self.key, "worker", pid=self.worker.pid)
         self.phase = "loading"
@@ -210,6 +236,22 @@ class _Lane:
             yield from self.fail(str(exc))
             return
         yield self._state("loading", "loading model")
+
+    def _admit_memory(self) -> tuple[str | None, str, float]:
+        """(refusal, note, MB reserved): the estimate against the budget, before any worker starts."""
+        longest = max((p.tokens or len(p.templated) // 3) for p in self.comparison.prompts)
+        tokens = longest + self.request.settings.max_new_tokens
+        try:
+            needed, alternatives = estimate_lane(self.comparison.model.path, self.spec, tokens)
+        except (KeyError, ValueError, TypeError, OSError):  # a config the arithmetic cannot read
+            return None, "", 0.0
+        lanes = self.comparison.lanes
+        waiting = {lane.pool_key for lane in lanes if lane.phase == "queued" and lane is not self}
+        model_dir = self.comparison.model.path
+        refusal, note = self.comparison.memory.admit(
+            self.key, needed, alternatives, waiting, lambda: estimate_elsewhere(model_dir, self.spec, tokens)
+        )
+        return refusal, note, needed.total_mb
 
     def stop(self) -> Iterator[LaneEvent]:
         self.plan.clear()
@@ -246,7 +288,7 @@ class _Lane:
         elif kind == "error":
             _, command, text, _trace = message
             if command == "load":
-                yield from self.fail(text)
+                yield from self.fail(self.worker.child_out_of_memory() or text)
             else:
                 yield from self._finish_run(None, error=text)
 
@@ -325,6 +367,7 @@ class _Lane:
     def finish(self, state: str, message: str) -> LaneEvent:
         healthy = self.phase == "generating" and state in ("done", "stopped")
         self.phase = state
+        self.comparison.memory.ended(self.key)
         if self.worker is not None:
             pid = self.worker.pid
             if healthy and self.comparison.pool is not None and self.worker.proc.poll() is None:

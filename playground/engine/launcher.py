@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from playground.engine.oom import WorkerCgroup, judge_exit, read_vmstat_oom_kills
 from playground.engine.worker import ADDRESS_ENV, AUTHKEY_ENV
 from playground.paths import REPO_ROOT, cache_dir
 
@@ -31,13 +32,28 @@ class WorkerDied(Exception):
 class WorkerProcess:
     """One running worker; ``conn`` carries pickled tuples both ways."""
 
-    def __init__(self, label: str, python: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+        memory_limit_mb: float | None = None,
+    ) -> None:
         self.label = label
+        self.killed_by_engine = False  # a SIGKILL we sent is not an out-of-memory kill
+        self.last_rss_mb = 0.0  # the engine's latest sample, evidence for an OOM verdict
+        self.oom_kills_before = read_vmstat_oom_kills()
         authkey = secrets.token_bytes(32)
         listener = Listener(("127.0.0.1", 0), family="AF_INET", authkey=authkey)
         host, port = listener.address
         log_dir = cache_dir("logs")
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+        # With a memory limit, the kernel enforces it per worker where we may create cgroups.
+        self.cgroup = (
+            WorkerCgroup.create(f"playground-{os.getpid()}-{time.time_ns()}", memory_limit_mb)
+            if memory_limit_mb
+            else None
+        )
         self.log_path: Path = log_dir / f"worker-{safe}-{os.getpid()}-{time.time_ns()}.log"
         child_env = {
             **os.environ,
@@ -59,8 +75,18 @@ class WorkerProcess:
             env=child_env,
             cwd=str(cache_dir("workdir")),
         )
-        self.conn = self._accept(listener)
+        if self.cgroup is not None and not self.cgroup.add(self.proc.pid):
+            self.cgroup.remove()
+            self.cgroup = None
         self.pid = self.proc.pid
+        try:
+            self.conn = self._accept(listener)
+        except WorkerDied:
+            self._log.close()
+            if self.cgroup is not None:
+                self.proc.wait(timeout=10)
+                self.cgroup.remove()
+            raise
 
     def _accept(self, listener: Listener) -> Connection:
         accepted: list[Connection] = []
@@ -104,6 +130,9 @@ class WorkerProcess:
             return self.conn.recv()
         except (OSError, EOFError) as exc:
             self.proc.wait(timeout=5)
+            oom = self.out_of_memory()
+            if oom:
+                raise WorkerDied(f"{self.label}: {oom}") from exc
             raise WorkerDied(f"{self.label}: worker crashed ({self.describe_exit()})") from exc
 
     def request_stop(self) -> None:
@@ -117,11 +146,58 @@ class WorkerProcess:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def out_of_memory(self) -> str | None:
+        """"killed: out of memory (...)" when the OS ended the worker for memory, else None."""
+        verdict = judge_exit(
+            self.proc.poll(), self.killed_by_engine, self.cgroup, self.oom_kills_before, self.last_rss_mb
+        )
+        return verdict.message
+
+    def child_out_of_memory(self) -> str | None:
+        """An exporter (a child in the worker's cgroup) the kernel killed for memory."""
+        if self.cgroup is None or self.cgroup.oom_kills() == 0:
+            return None
+        peak = self.cgroup.peak_mb()
+        used = f"used {peak:.0f} MB of" if peak else "reached"
+        return (
+            f"killed: out of memory (the first-time conversion {used} the {self.cgroup.limit_mb:.0f} MB "
+            "limit and the kernel's OOM killer ended it)"
+        )
+
+    def rss_mb(self) -> float:
+        """Resident memory of the worker plus its largest child (an exporter), sampled now."""
+        import psutil
+
+        try:
+            proc = psutil.Process(self.proc.pid)
+            own = proc.memory_info().rss
+            children = proc.children(recursive=True)
+        except psutil.Error:
+            return self.last_rss_mb
+        largest = 0  # exporters fork short-lived helpers sharing their pages: count the largest child
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                largest = max(largest, child.memory_info().rss)
+        self.last_rss_mb = (own + largest) / 2**20
+        return self.last_rss_mb
+
+    def held_mb(self) -> float:
+        """What counts against the memory limit: the kernel's charge where the worker has its own
+        cgroup (the number the kernel enforces), else the sampled resident memory."""
+        charged = self.cgroup.usage_mb() if self.cgroup is not None else None
+        if charged is None:
+            return self.rss_mb()
+        self.rss_mb()  # keep last_rss_mb fresh as evidence
+        return charged
+
     def describe_exit(self) -> str:
         code = self.proc.poll()
         what = "still running" if code is None else f"exit code {code}"
         if code is not None and code < 0:
             what = f"killed by signal {-code}"
+        oom = self.out_of_memory()
+        if oom:
+            what = oom
         tail = self.log_tail()
         return f"{what}; last output:\n{tail}" if tail else what
 
@@ -135,8 +211,11 @@ class WorkerProcess:
                 self.kill()
         self.conn.close()
         self._log.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
+            self.killed_by_engine = True
             self.proc.kill()
             self.proc.wait(timeout=10)
