@@ -228,6 +228,28 @@ ARCHITECTURES: tuple[ArchSpec, ...] = (
         },
         MISTRAL_TOKENS,
     ),
+    ArchSpec(
+        "gpt2",
+        "GPT-2, Conv1D layers, learned positions (no ORT GenAI builder)",
+        {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": VOCAB_SIZE,
+            "n_embd": 256,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 1024,
+            "tie_word_embeddings": True,
+            "use_cache": True,
+        },
+        TokenizerSpec(
+            "bpe",
+            "<|endoftext|>",
+            "<|endoftext|>",
+            ("<|endoftext|>",),
+            CHATML.replace("<|im_start|>", "").replace("<|im_end|>", "<|endoftext|>"),
+        ),
+    ),
 )
 
 

@@ -77,6 +77,16 @@ PATTERNS: tuple[Pattern, ...] = (
         lambda m, f: f"optimum-intel's OpenVINO exporter does not support model type {m.group(1)!r}",
     ),
     Pattern(
+        re.compile(
+            r"current version of Transformers does not allow for the export of the model\. "
+            r"Maximum required is ([\w.]+), got: ([\w.]+)"
+        ),
+        lambda m, f: (
+            f"optimum-intel's OpenVINO exporter supports {_architecture(f)} only up to transformers "
+            f"{m.group(1)} (installed: {m.group(2)})"
+        ),
+    ),
+    Pattern(
         re.compile(r"model type `?([\w-]+)`? but Transformers does not recognize this architecture"),
         lambda m, f: f"this transformers version does not know model type {m.group(1)!r}",
     ),
@@ -183,7 +193,7 @@ def explain(failure: Failure) -> str:
     message = f"{label} ({failure.precision}): {text}; {instead}."
     log = worker_log_path()
     where = f" Full output in {log}." if log else " Full output in the worker log."
-    return message[0].upper() + message[1:] + where
+    return message + where
 
 
 def worker_log_path() -> str:
