@@ -139,7 +139,13 @@ def test_every_backend_streams_or_says_why(spec: ArchSpec) -> None:
 
 
 def _write_artifacts() -> None:
+    """Write what ran; architectures not run this session (``-k``) keep their earlier results."""
     MEASURED.versions = _versions()
+    if ARTIFACT.is_file():
+        ran = {r.arch for r in MEASURED.results}
+        known = {spec.name for spec in ARCHITECTURES}
+        earlier = [r for r in Matrix.load(ARTIFACT).results if r.arch not in ran and r.arch in known]
+        MEASURED.results = earlier + [r for r in MEASURED.results if r.arch in ran]
     ARTIFACT.parent.mkdir(exist_ok=True)
     ARTIFACT.write_text(MEASURED.to_json())
     ARTIFACT.with_suffix(".md").write_text(render_markdown(MEASURED))
@@ -161,7 +167,7 @@ def _versions() -> dict[str, str]:
 def test_measured_matrix_matches_the_committed_one() -> None:
     """Runs after the matrix: a changed outcome means README's matrix is stale."""
     measured = MEASURED.outcomes()
-    if len(measured) < len(ARCHITECTURES) * len(LANES):
+    if len(TIMINGS) < len(ARCHITECTURES):
         pytest.skip(reason="only part of the matrix ran (-k): nothing to compare")
     committed = Matrix.load(COMMITTED).outcomes() if COMMITTED.is_file() else {}
     changed = {key: ok for key, ok in measured.items() if committed.get(key) != ok}

@@ -46,12 +46,7 @@ class Pattern:
 
 
 def _architecture(failure: Failure) -> str:
-    if failure.model_dir is None:
-        return "this architecture"
-    try:
-        config = json.loads((failure.model_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return "this architecture"
+    config = _config(failure) if failure.model_dir is not None else {}
     names = config.get("architectures") or [config.get("model_type") or "this architecture"]
     return str(names[0])
 
@@ -62,6 +57,27 @@ def _group_size(match: re.Match[str], failure: Failure) -> str:
     return f"int4 with group size {match.group(1)} does not divide every layer's input channels{where}"
 
 
+def _longrope(match: re.Match[str], failure: Failure) -> str:
+    config = _config(failure)
+    original = config.get("original_max_position_embeddings")
+    longest = config.get("max_position_embeddings")
+    scaling = config.get("rope_scaling") or {}
+    if original and longest and original != longest and not scaling.get("short_factor"):
+        return (
+            f"{failure.stage} failed: config.json has original_max_position_embeddings {original} != "
+            f"max_position_embeddings {longest}, so it takes the LongRoPE path, but rope_scaling has no "
+            "short/long factors"
+        )
+    return f"{failure.stage} failed: the model's rope scaling lacks {match.group(1)!r}"
+
+
+def _config(failure: Failure) -> dict:
+    try:
+        return json.loads((Path(failure.model_dir or ".") / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 PATTERNS: tuple[Pattern, ...] = (
     Pattern(
         re.compile(r"Failed to apply group-wise quantization with group size value (-?\d+)"),
@@ -70,7 +86,7 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     Pattern(
         re.compile(r"NotImplementedError: The (\S+) model is not currently supported"),
-        lambda m, f: f"onnxruntime-genai's model builder does not support {m.group(1)}",
+        lambda m, f: f"onnxruntime-genai's model builder does not support {_architecture(f)}",
     ),
     Pattern(
         re.compile(r"Trying to export a (\S+) model, that is a custom or unsupported architecture"),
@@ -90,6 +106,7 @@ PATTERNS: tuple[Pattern, ...] = (
         re.compile(r"model type `?([\w-]+)`? but Transformers does not recognize this architecture"),
         lambda m, f: f"this transformers version does not know model type {m.group(1)!r}",
     ),
+    Pattern(re.compile(r"KeyError: '(multi_cache|short_factor|long_factor)'"), _longrope),
     Pattern(
         re.compile(r"(?:KeyError|AttributeError).*'(short_factor|long_factor|rope_scaling|rope_parameters)'"),
         lambda m, f: f"the exporter could not read the model's rope scaling ({m.group(1)} missing)",

@@ -9,6 +9,7 @@ README.md between the markers below. The export error messages read it to say wh
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,9 +75,11 @@ def render_markdown(matrix: Matrix) -> str:
             elif row.ok:
                 cells.append(f"works ({row.detail})" if row.detail else "works")
             else:
-                if row.message not in notes:
-                    notes.append(row.message)
-                cells.append(f"fails [{notes.index(row.message) + 1}]")
+                # The column names backend and precision: one note per cause.
+                note = re.sub(r"^[\w-]+ \([\w-]+\): ", "", row.message)
+                if note not in notes:
+                    notes.append(note)
+                cells.append(f"fails [{notes.index(note) + 1}]")
         lines.append("| " + " | ".join(cells) + " |")
     if notes:
         lines.append("")
