@@ -38,6 +38,7 @@ from playground.backends.base import (
     TokenCallback,
 )
 from playground.backends.hf_streaming import generate_streamed
+from playground.models.export_errors import load_failure
 from playground.paths import cache_dir
 from playground.settings import GenerationSettings
 
@@ -154,7 +155,7 @@ class NPULibraryBackend(Backend):
             # Never on Windows: the library's wheel bundles and needs OpenVINO 2024.4.
             import openvino  # noqa: F401
         import torch
-        from transformers import AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         with warnings.catch_warnings():
             # pkg_resources deprecation, "OpenVINO already loaded", "NPU is not available"
@@ -169,6 +170,8 @@ class NPULibraryBackend(Backend):
         compiler.optimize_llama_attention = lambda *args, **kwargs: None
         runtime.clear_cache()  # unpatched (Windows wheel) builds mix up layers across precisions
         dtype = {"int4": npu_lib.int4, "int8": npu_lib.int8, "fp16": torch.float16}[self.precision]
+        quantised = self.precision in ("int4", "int8")
+        tied = bool(json.loads((model_dir / "config.json").read_text()).get("tie_word_embeddings"))
 
         self.device_note = npu_note(bool(npu_available()))
         progress(f"Compiling {model_dir.name} at {self.precision} ({self.device_note})")
@@ -177,15 +180,19 @@ class NPULibraryBackend(Backend):
             # The library print()s progress: keep stdout clean for whoever reads the worker's.
             with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                self.model = npu_lib.NPUModelForCausalLM.from_pretrained(
-                    str(model_dir),
-                    use_cache=True,
-                    config=CompilerConfig(dtype=dtype),
-                    export=False,  # no pickle: loading it back fails with torch >= 2.6 (weights_only)
-                    attn_implementation="sdpa",
+                # What NPUModelForCausalLM.from_pretrained(export=False) does, with the LM head kept
+                # apart (see _compile); no pickle: loading one back fails with torch >= 2.6.
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(model_dir), use_cache=True, attn_implementation="sdpa"
                 )
+                self.model = _compile(npu_lib, CompilerConfig, model, dtype, quantised)
         except (OSError, ValueError, KeyError) as error:
             raise ModelFormatError(f"{self.label} cannot load {model_dir.name}: {error}") from error
+        except RuntimeError as error:  # the library's C++ core or neural-compressor
+            raise load_failure(self.name, self.precision, model_dir, error) from error
+        if quantised and tied:
+            # The head is always kept at fp16 when quantising; say it where it changes the model.
+            self.device_note += "; tied LM head untied and kept fp16"
         self.model.eval()
         self.device = "NPU"
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
@@ -200,3 +207,29 @@ class NPULibraryBackend(Backend):
 
     def unload(self) -> None:
         self.model = None
+
+
+def _compile(npu_lib: Any, compiler_config: Any, model: Any, dtype: Any, quantised: bool) -> Any:
+    """Compile ``model`` for the NPU, keeping the LM head out of int4 / int8 quantisation.
+
+    The library quantises every Linear layer in place through neural-compressor. With tied
+    embeddings (SmolLM2, Gemma, Qwen2-0.5B ...) the LM head's weight *is* the input embedding, so
+    quantising the head overwrote the embedding table with integer codes (max change 126.7 on
+    SmolLM2) and every answer was garbage ("and and and ...", newlines). The head is therefore
+    taken out before quantising (which also unties it) and compiled on its own at fp16: channel-wise
+    int4 on a 49k x 576 vocabulary projection costs more accuracy than it saves.
+    """
+    import torch
+
+    if not quantised:
+        return npu_lib.compile(model, compiler_config(dtype=dtype))
+    head = model.get_output_embeddings()
+    if head is None or not isinstance(head, torch.nn.Linear):
+        return npu_lib.compile(model, compiler_config(dtype=dtype))
+    head.weight = torch.nn.Parameter(head.weight.detach().clone())  # its own copy: untied
+    model.config.tie_word_embeddings = False
+    model.set_output_embeddings(torch.nn.Identity())
+    model = npu_lib.compile(model, compiler_config(dtype=dtype))
+    holder = npu_lib.compile(torch.nn.Sequential(head), compiler_config(dtype=torch.float16))
+    model.set_output_embeddings(holder[0])
+    return model

@@ -23,7 +23,8 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
-from playground.models.exporters import ort_genai_model
+from playground.models.export_errors import load_failure
+from playground.models.exporters import ort_block_size, ort_genai_model
 from playground.settings import GenerationSettings
 
 FLAVOURS = ("onnxruntime-genai", "onnxruntime-genai-cuda", "onnxruntime-genai-directml")
@@ -91,12 +92,17 @@ class ONNXRuntimeGenAIBackend(Backend):
         if self.device == "cpu" and self.precision in GPU_ONLY_PRECISIONS:
             raise BackendError("onnxruntime-genai on cpu runs int4 or fp32; fp16 needs dml or cuda.")
         model_path, _ = ort_genai_model(model_dir, self.precision, self.device, progress)
+        if self.precision == "int4":
+            self.device_note = f"int4 block {ort_block_size(model_dir)}"
         progress(f"Creating session ({self.device})")
-        config = og.Config(str(model_path))
-        config.clear_providers()
-        if self.device != "cpu":
-            config.append_provider(self.device)
-        self.model: Any = og.Model(config)
+        try:
+            config = og.Config(str(model_path))
+            config.clear_providers()
+            if self.device != "cpu":
+                config.append_provider(self.device)
+            self.model: Any = og.Model(config)
+        except RuntimeError as error:
+            raise load_failure(self.name, self.precision, model_dir, error) from error
         self.tokenizer = og.Tokenizer(self.model)
         genai_config = json.loads((model_path / "genai_config.json").read_text())
         self.context_length = genai_config.get("model", {}).get("context_length")

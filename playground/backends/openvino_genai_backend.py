@@ -19,7 +19,8 @@ from playground.backends.openvino_common import (
     probe_openvino_devices,
     require_openvino_device,
 )
-from playground.models.exporters import openvino_ir
+from playground.models.export_errors import load_failure
+from playground.models.exporters import openvino_ir, openvino_precision_note
 from playground.settings import GenerationSettings
 
 # NPU pipelines are compiled for static shapes: the prompt may not exceed MAX_PROMPT_LEN.
@@ -53,13 +54,18 @@ class OpenVINOGenAIBackend(Backend):
         self.device = require_openvino_device(device)
         npu = self.device.startswith("NPU")
         variant = "int4-npu" if npu and self.precision == "int4" else self.precision
-        ir_dir, _ = openvino_ir(model_dir, variant, progress)
+        ir_dir, _ = openvino_ir(model_dir, variant, progress, self.name)
         config: dict[str, Any] = latency_config(self.device)
+        notes = [openvino_precision_note(ir_dir, self.precision)]
         if npu:
             config.update(MAX_PROMPT_LEN=NPU_MAX_PROMPT_LEN, MIN_RESPONSE_LEN=NPU_MIN_RESPONSE_LEN)
-            self.device_note = f"NPU static shapes: prompt <= {NPU_MAX_PROMPT_LEN} tokens"
+            notes.append(f"NPU static shapes: prompt <= {NPU_MAX_PROMPT_LEN} tokens")
+        self.device_note = "; ".join(note for note in notes if note)
         progress(f"Compiling for {self.device}")
-        self.pipe = ov_genai.LLMPipeline(str(ir_dir), self.device, **config)
+        try:
+            self.pipe = ov_genai.LLMPipeline(str(ir_dir), self.device, **config)
+        except RuntimeError as error:
+            raise load_failure(self.name, self.precision, model_dir, error) from error
         self.tokenizer = self.pipe.get_tokenizer()
         self.context_length = NPU_MAX_PROMPT_LEN + NPU_MIN_RESPONSE_LEN if npu else None
 

@@ -20,7 +20,8 @@ from playground.backends.openvino_common import (
     probe_openvino_devices,
     require_openvino_device,
 )
-from playground.models.exporters import openvino_ir
+from playground.models.export_errors import load_failure
+from playground.models.exporters import openvino_ir, openvino_precision_note
 from playground.settings import GenerationSettings
 
 NPU_NOT_TARGETED = "optimum-intel does not target the NPU; use openvino-genai or the NPU library"
@@ -55,12 +56,16 @@ class OptimumIntelBackend(Backend):
 
         self.precision = self.check_precision(precision)
         self.device = require_openvino_device(device)
-        ir_dir, _ = openvino_ir(model_dir, self.precision, progress)
+        ir_dir, _ = openvino_ir(model_dir, self.precision, progress, self.name)
+        self.device_note = openvino_precision_note(ir_dir, self.precision)
         progress(f"Compiling for {self.device}")
         self.tokenizer = AutoTokenizer.from_pretrained(ir_dir)
-        self.model: Any = OVModelForCausalLM.from_pretrained(
-            ir_dir, device=self.device, ov_config=latency_config(self.device)
-        )
+        try:
+            self.model: Any = OVModelForCausalLM.from_pretrained(
+                ir_dir, device=self.device, ov_config=latency_config(self.device)
+            )
+        except (RuntimeError, ValueError) as error:
+            raise load_failure(self.name, self.precision, model_dir, error) from error
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
 
     def generate(

@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 import time
-from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from playground.backends.base import ModelFormatError, ProgressCallback
+from playground.models import quantization
 from playground.models.convert_cache import cached_conversion
+from playground.models.export_errors import Failure, explain, log_output
 
 # Weight formats as in the guide: int4 symmetric, group size 128, 60% of layers int4.
 OPENVINO_WEIGHT_ARGS: dict[str, list[str]] = {
@@ -25,12 +27,38 @@ OPENVINO_WEIGHT_ARGS: dict[str, list[str]] = {
     "int4-npu": ["--weight-format", "int4", "--group-size", "-1", "--ratio", "1.0", "--sym"],
 }
 ORT_PRECISIONS = ("fp32", "fp16", "int4")
+OPENVINO_EXPORT = "OpenVINO export"
+ORT_BUILDER = "ONNX Runtime GenAI model builder"
 
 
-def openvino_ir(model_dir: Path, variant: str, progress: ProgressCallback) -> tuple[Path, bool]:
-    """OpenVINO IR with the OpenVINO tokenizer/detokenizer that openvino-genai needs."""
+def openvino_recipe(model_dir: Path, variant: str) -> tuple[str, list[str]]:
+    """(cache variant, exporter arguments) for ``variant``, with the int4 group size adapted.
+
+    The guide's group size 128 is kept when it divides every quantised layer ("int4"); otherwise
+    the largest of 64 / 32 that does ("int4-g64"); if none does, NNCF adjusts the group size per
+    layer (``--group-size-fallback adjust``, "int4-gadjust"). The IR tells what was really used.
+    """
     if variant not in OPENVINO_WEIGHT_ARGS:
         raise ModelFormatError(f"No OpenVINO export recipe for {variant!r}")
+    args = list(OPENVINO_WEIGHT_ARGS[variant])
+    if variant != "int4":
+        return variant, args
+    choice = quantization.openvino_int4_group(model_dir)
+    if choice.size == quantization.OPENVINO_DEFAULT_GROUP:
+        return variant, args
+    at = args.index("--group-size") + 1
+    if choice.size is None:
+        return "int4-gadjust", [*args, "--group-size-fallback", "adjust"]
+    args[at] = str(choice.size)
+    return f"int4-g{choice.size}", args
+
+
+def openvino_ir(
+    model_dir: Path, variant: str, progress: ProgressCallback, backend: str = "openvino-genai"
+) -> tuple[Path, bool]:
+    """OpenVINO IR with the OpenVINO tokenizer/detokenizer that openvino-genai needs."""
+    cache_variant, weight_args = openvino_recipe(model_dir, variant)
+    precision = variant.split("-")[0]
 
     def convert(out: Path) -> None:
         command = [
@@ -43,14 +71,28 @@ def openvino_ir(model_dir: Path, variant: str, progress: ProgressCallback) -> tu
             str(model_dir),
             "--task",
             "text-generation-with-past",
-            *OPENVINO_WEIGHT_ARGS[variant],
+            *weight_args,
             str(out),
         ]
-        _run_tool(command, "OpenVINO export", progress)
+        _run_tool(command, Failure(backend, precision, OPENVINO_EXPORT, "", model_dir), progress)
         if not (out / "openvino_model.xml").is_file():
             raise ModelFormatError("The OpenVINO export finished without writing openvino_model.xml")
 
-    return cached_conversion(model_dir, "openvino", variant, convert, progress)
+    return cached_conversion(model_dir, "openvino", cache_variant, convert, progress)
+
+
+def openvino_precision_note(ir_dir: Path, precision: str) -> str:
+    """What the IR really holds, e.g. "int4 group 64 (60% of layers; the rest int8)"."""
+    if precision != "int4":
+        return ""
+    groups = quantization.int4_groups_in_ir(ir_dir / "openvino_model.xml")
+    return quantization.describe_int4_groups(groups)
+
+
+def ort_block_size(model_dir: Path) -> int:
+    """The builder's int4 block size: its default 32 unless that leaves a partial block."""
+    choice = quantization.ort_int4_block(model_dir)
+    return choice.size or quantization.ORT_DEFAULT_BLOCK
 
 
 def ort_genai_model(
@@ -59,6 +101,9 @@ def ort_genai_model(
     """An ONNX Runtime GenAI folder (model.onnx + genai_config.json) from its model builder."""
     if precision not in ORT_PRECISIONS:
         raise ModelFormatError(f"onnxruntime-genai builds {', '.join(ORT_PRECISIONS)}, not {precision!r}")
+    block = ort_block_size(model_dir) if precision == "int4" else quantization.ORT_DEFAULT_BLOCK
+    extra = [] if block == quantization.ORT_DEFAULT_BLOCK else ["--extra_options", f"block_size={block}"]
+    variant = precision if not extra else f"{precision}-b{block}"
 
     def convert(out: Path) -> None:
         command = [
@@ -75,34 +120,42 @@ def ort_genai_model(
             execution_provider,
             "-c",
             str(out / ".builder-cache"),
+            *extra,
         ]
-        _run_tool(command, "ONNX Runtime GenAI model builder", progress)
+        _run_tool(command, Failure("onnxruntime-genai", precision, ORT_BUILDER, "", model_dir), progress)
         if not (out / "genai_config.json").is_file():
             raise ModelFormatError("The model builder finished without writing genai_config.json")
 
-    return cached_conversion(model_dir, "ort-genai", f"{precision}-{execution_provider}", convert, progress)
+    return cached_conversion(model_dir, "ort-genai", f"{variant}-{execution_provider}", convert, progress)
 
 
-def _run_tool(command: list[str], what: str, progress: ProgressCallback) -> None:
-    """Run an exporter, forward its output as progress (at most ~2 lines/s), explain failures."""
+def _run_tool(command: list[str], failure: Failure, progress: ProgressCallback) -> None:
+    """Run an exporter, forward its output as progress (at most ~2 lines/s), explain failures.
+
+    The full output goes to this process's stderr (the worker log); a failure becomes one
+    sentence naming the cause and what to pick instead (``export_errors``).
+    """
     env_overrides = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env = {**os.environ, **env_overrides}
-    tail: deque[str] = deque(maxlen=25)
+    output: list[str] = []
     last_report = 0.0
+    what = failure.stage
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
     ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            line = raw.strip()
+            line = raw.rstrip()
+            output.append(line)
+            line = line.strip()
             if not line:
                 continue
-            tail.append(line)
             now = time.monotonic()
             if now - last_report > 0.5:
                 progress(f"{what}: {line[:160]}", "converting")
                 last_report = now
         code = proc.wait()
+    text = "\n".join(output)
+    log_output(f"{what} ({' '.join(command[2:6])} ...), exit code {code}", text)
     if code != 0:
-        detail = "\n".join(tail)
-        raise ModelFormatError(f"{what} failed (exit code {code}). Last output:\n{detail}")
+        raise ModelFormatError(explain(replace(failure, output=text, exit_code=code)))
