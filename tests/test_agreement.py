@@ -179,7 +179,7 @@ def test_judge_updates_earlier_lanes_when_the_reference_arrives_last() -> None:
     changed = judge.add("ref", reference)
     assert {key for key, _ in changed} == {"ref", "good", "bad"}
     assert (reference.agreement_pct, reference.agreement_note) == (100.0, "reference")
-    assert reference.reference == "ref"
+    assert reference.reference == "ref:cpu:x"  # what it ran as: backend:device:precision
     assert (good.agreement_pct, good.first_divergence, good.text_similarity, good.agreement_flag) == (
         100.0,
         None,
@@ -187,7 +187,7 @@ def test_judge_updates_earlier_lanes_when_the_reference_arrives_last() -> None:
         False,
     )
     assert bad.agreement_pct == 0.0 and bad.first_divergence == 0 and bad.agreement_flag
-    assert bad.agreement_note and bad.reference == "ref"
+    assert bad.agreement_note and bad.reference == "ref:cpu:x"
     assert judge.finish() == []  # nothing left to settle
 
 
@@ -198,7 +198,7 @@ def test_judge_hands_over_to_the_next_lane_when_the_reference_fails() -> None:
     judge.add("ort", ort)
     judge.add("ov", ov)
     judge.add("ref", RunRecord("ref", "cpu", "fp32", "m", run=1, error="crashed"))
-    assert ort.agreement_note == "reference" and ov.reference == "ort"
+    assert ort.agreement_note == "reference" and ov.reference == "ort:cpu:x"
     assert ov.agreement_pct == pytest.approx(200 / 3, abs=0.01) and ov.first_divergence == 2
 
 

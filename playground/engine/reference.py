@@ -157,7 +157,8 @@ class AgreementJudge:
 
     def _compare(self, group: dict[str, RunRecord], reference_key: str) -> None:
         reference = group[reference_key]
-        _set(reference, reference_key, 100.0, None, 1.0, False, "reference")
+        name = describe(reference)
+        _set(reference, name, 100.0, None, 1.0, False, "reference")
         results: dict[str, agreement.Agreement] = {}
         notes: dict[str, str] = {}
         for key, record in group.items():
@@ -184,7 +185,7 @@ class AgreementJudge:
             record = group[key]
             _set(
                 record,
-                reference_key,
+                name,
                 result.agreement_pct,
                 result.first_divergence,
                 result.text_similarity,
@@ -205,6 +206,12 @@ class AgreementJudge:
         if ids is None or reference_ids is None:
             return None, None, TEXT_ONLY_NOTE
         return ids, reference_ids, RETOKENISED_NOTE
+
+
+def describe(record: RunRecord) -> str:
+    """What a record calls its reference: the spec it really ran as, ``name:device:precision``
+    (readable in a panel, and valid as a ``--reference`` choice)."""
+    return ":".join([record.backend, record.device, record.precision])
 
 
 def _fields(record: RunRecord) -> tuple:
