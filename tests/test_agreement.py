@@ -26,15 +26,18 @@ PARIS = "The capital of France is Paris."
 GARBAGE = "-al-al-al- and and and and and and and and and and and"
 
 
-def test_token_agreement_counts_positions_over_the_longer_run() -> None:
+def test_token_agreement_counts_the_reference_positions() -> None:
     assert token_agreement([1, 2, 3, 4], [1, 2, 3, 4]) == (100.0, 4)
     assert token_agreement([1, 2, 0, 4], [1, 2, 3, 4]) == (75.0, 4)
-    # a run that ends early (or goes on past the reference) disagrees on the missing positions
+    # a run that ends early disagrees on the reference's positions it never produced
     assert token_agreement([1, 2], [1, 2, 3, 4]) == (50.0, 4)
-    assert token_agreement([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4]) == (50.0, 8)
+    # what a run says after the reference's answer ended is not compared
+    assert token_agreement([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4]) == (100.0, 4)
+    assert token_agreement([0, 1, 2, 3, 4], [1, 2, 3, 4]) == (0.0, 4)  # shifted by one token
     # stopped by the user: only what both produced counts
     assert token_agreement([1, 2], [1, 2, 3, 4], stopped=True) == (100.0, 2)
     assert token_agreement([], []) == (100.0, 0)
+    assert token_agreement([5], []) == (0.0, 0)  # the reference ended at once, this one did not
 
 
 def test_first_divergence() -> None:
@@ -46,7 +49,9 @@ def test_first_divergence() -> None:
 
 def test_compare_ignores_a_trailing_eos_only_one_runtime_streams() -> None:
     result = compare([1, 2, 3, EOS], [1, 2, 3], "a b c", "a b c", stop_ids={EOS})
-    assert result == Agreement(100.0, None, 3, 1.0)
+    assert result == Agreement(100.0, None, 3, 1.0, 0)
+    longer = compare([1, 2, 3, 4, 5, EOS], [1, 2, 3, EOS], "a b c d e", "a b c", stop_ids={EOS})
+    assert (longer.agreement_pct, longer.first_divergence, longer.beyond_reference) == (100.0, 3, 2)
     # but an EOS in the middle is a real difference
     early = compare([1, EOS, 3], [1, 2, 3], "a", "a b c", stop_ids={EOS})
     assert early.first_divergence == 1 and early.agreement_pct == pytest.approx(200 / 3)

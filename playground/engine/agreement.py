@@ -5,12 +5,17 @@ Pure functions on token ids and text, no runtime needed (``tests/test_agreement.
 Definitions (the README's "Answer agreement" section says the same for users):
 
 - **Token agreement** (``agreement_pct``): both id lists lose their trailing end-of-sequence
-  tokens first (some runtimes stream the EOS token, others do not). Then it is the share of
-  positions ``i`` where both runs generated the same id, over ``max(len)`` positions: a run that
-  ends early or runs on past the reference's end disagrees on those positions, so a lane that
-  stops after three right tokens does not score 100 %. Only when a run was stopped by the user
-  are the positions compared ``min(len)`` (what both produced). Positional: after one inserted
-  token the rest is shifted and rarely matches again, which is why the first divergence and the
+  tokens first (some runtimes stream the EOS token, others do not). Then it is the share of the
+  *reference's* positions ``i`` where the run generated the same id: how much of the reference
+  answer the run reproduced, position by position. A run that ends before the reference did
+  misses the rest (those positions count as different), so a lane that stops after three right
+  tokens does not score 100 %. What a run says after the reference's answer ended has nothing to
+  be compared with and is not counted (``max(len)`` was tried and rejected: on SmolLM2 an int4
+  lane that answered "The capital of France is Paris" and rambled on for 40 tokens scored 12 %
+  and looked as broken as real garbage); ``beyond_reference`` says how many tokens it added,
+  and the first divergence and text similarity show it. When the user stopped a run, only
+  ``min(len)`` positions (what both produced) are compared. Positional: after one inserted token
+  the rest is shifted and rarely matches again, which is why the first divergence and the
   text similarity are reported beside it.
 - **First divergence** (``first_divergence``): the 0-based index of the first position where the
   ids differ, or where the shorter run ended; ``None`` when the compared ids are identical.
@@ -50,6 +55,7 @@ class Agreement:
     first_divergence: int | None
     compared: int  # token positions compared
     text_similarity: float
+    beyond_reference: int = 0  # tokens the run generated after the reference's answer ended
 
 
 def trim_stop(ids: Sequence[int], stop_ids: Collection[int]) -> list[int]:
@@ -68,12 +74,13 @@ def first_divergence(ids: Sequence[int], reference: Sequence[int]) -> int | None
 
 
 def token_agreement(ids: Sequence[int], reference: Sequence[int], stopped: bool = False) -> tuple[float, int]:
-    """(% of positions with equal ids, positions compared); see the module docstring."""
-    compared = min(len(ids), len(reference)) if stopped else max(len(ids), len(reference))
-    if compared == 0:
-        return 100.0, 0  # both ended at once: the same (empty) answer
-    matches = sum(1 for a, b in zip(ids, reference, strict=False) if a == b)
-    return 100.0 * min(matches, compared) / compared, compared
+    """(% of the reference's positions with the same id, positions compared); see the module
+    docstring. ``stopped``: the run was cut short, compare only what both produced."""
+    compared = min(len(ids), len(reference)) if stopped else len(reference)
+    if compared == 0:  # the reference said nothing: agreeing means saying nothing too
+        return (100.0 if stopped or not ids else 0.0), 0
+    matches = sum(1 for a, b in zip(ids[:compared], reference, strict=False) if a == b)
+    return 100.0 * matches / compared, compared
 
 
 def words(text: str) -> list[str]:
@@ -122,7 +129,7 @@ def compare(
         shorter = min(len(a), len(b))
         a, b = a[:shorter], b[:shorter]
     pct, compared = token_agreement(a, b, stopped)
-    return Agreement(pct, first_divergence(a, b), compared, similarity)
+    return Agreement(pct, first_divergence(a, b), compared, similarity, max(0, len(a) - len(b)))
 
 
 @dataclass(frozen=True)

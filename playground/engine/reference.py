@@ -181,7 +181,9 @@ class AgreementJudge:
             reference.agreement_flag, reference.agreement_note = True, f"reference: {on_reference.reason}"
         for key, result in results.items():
             verdict = verdicts[key]
-            note = "; ".join(filter(None, [verdict.reason, notes[key]]))
+            beyond = result.beyond_reference
+            longer = f"{beyond} more token(s) after the reference ended" if beyond else ""
+            note = "; ".join(filter(None, [verdict.reason, notes[key], longer]))
             record = group[key]
             _set(
                 record,
