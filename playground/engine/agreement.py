@@ -40,7 +40,7 @@ SIMILARITY_WORDS = 10_000  # more than 4,096 tokens make: a bound on time and me
 # The outlier rule's constants (flag_outliers says why these values).
 PEER_RATIO = 0.5  # under half the median of the other compared lanes ...
 AGREEMENT_GAP_PCT = 25.0  # ... and this many points below it: far below its peers
-PEER_SIMILARITY_FLOOR = 0.1  # a similarity under half the peers' is only damning below this
+PEER_SIMILARITY_FLOOR = 0.1  # only a text sharing less than this with the reference is flagged
 SIMILARITY_FLOOR = 0.05  # nothing in common with the reference, peers or not
 PEER_CONSENSUS = 0.5  # lanes whose texts are this similar among themselves agree with each other
 
@@ -146,15 +146,18 @@ def flag_outliers(
     """Flag the runs far below their peers; returns (verdict per lane, verdict on the reference).
 
     ``results`` holds every non-reference lane of one prompt and run; a lane's peers are the
-    others. A lane is flagged when one of these holds:
+    others. A lane is only ever flagged when its text shares little with the reference's (text
+    similarity under 0.1): two sensible answers, even ones that drifted apart, keep their
+    function words and punctuation in order (0.14-0.25 measured on the demo model's int4
+    drifts, 0.19-0.8 on SmolLM2's), garbage does not (0.03-0.08 for the NPU library's int4 on
+    SmolLM2). Token agreement alone never flags: an int4 lane that diverges at token 9 has
+    37 % against an fp32 peer's 100 %, and is merely drifting. Under that similarity, it is
+    flagged when one of these holds:
 
     1. **agreement far below its peers**: under half their median token agreement and at least
-       25 points below it. Relative, because int4 and bf16 lanes legitimately drift from an
-       fp32 reference after a few tokens, often all of them alike; the gap keeps low, noisy
-       values (4 % against 19 %: where the first divergence happened to fall) from counting.
-    2. **text far below its peers**: a text similarity under half the peers' median and under
-       0.1. Two sensible answers, even ones that drifted apart, share their function words and
-       punctuation (0.14-0.25 measured on the demo model's int4 drifts); garbage shares none.
+       25 points below it (the gap keeps low, noisy values — 4 % against 19 %, wherever the
+       first divergence happened to fall — from counting);
+    2. **text far below its peers**: under half their median text similarity;
     3. **nothing in common** with the reference (similarity under 0.05), peers or not: an empty
        answer, a stream of newlines, "-al-al-al- and and and" against a real sentence.
 
@@ -171,8 +174,10 @@ def flag_outliers(
 
 def _verdict(key: str, results: dict[str, Agreement]) -> Verdict:
     result = results[key]
-    peers = [r for k, r in results.items() if k != key]
     pct, similarity = result.agreement_pct, result.text_similarity
+    if similarity >= PEER_SIMILARITY_FLOOR:
+        return Verdict(False)
+    peers = [r for k, r in results.items() if k != key]
     peer_pcts = [r.agreement_pct for r in peers if r.agreement_pct is not None]
     if pct is not None and peer_pcts:
         median = statistics.median(peer_pcts)
@@ -180,7 +185,7 @@ def _verdict(key: str, results: dict[str, Agreement]) -> Verdict:
             return Verdict(True, f"token agreement {pct:.0f}% against {median:.0f}% for the other lanes")
     if peers:
         median = statistics.median(r.text_similarity for r in peers)
-        if similarity < PEER_SIMILARITY_FLOOR and similarity < PEER_RATIO * median:
+        if similarity < PEER_RATIO * median:
             return Verdict(True, f"text similarity {similarity:.2f} against {median:.2f} for the other lanes")
     if similarity < SIMILARITY_FLOOR:
         return Verdict(True, f"the text has nothing in common with the reference's ({similarity:.2f})")
