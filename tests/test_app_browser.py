@@ -25,6 +25,9 @@ PANEL_TEXTS = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
 PANEL_STATES = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
     .filter(el => el.offsetParent !== null)
     .map(el => (el.querySelector('.state-badge') || {textContent: ''}).textContent)"""
+PANEL_METRICS = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
+    .filter(el => el.offsetParent !== null)
+    .map(el => (el.querySelector('.lane-metrics') || {innerText: ''}).innerText)"""
 PLOT_POINTS = """(id) => {
     const plot = document.querySelector(`#${id} .js-plotly-plot`);
     return plot && plot.data ? plot.data.map(t => [t.name, (t.x || []).length]) : [];
@@ -104,7 +107,16 @@ def test_run_streams_into_every_panel_then_charts_and_table(page, artifacts: Pat
     # Streaming, not one final dump: some panel showed a partial text that later grew.
     partial = [(i, n) for snapshot in seen for i, n in enumerate(snapshot) if 0 < n < lengths[i]]
     assert partial, f"no panel was ever seen mid-stream: {seen[-20:]}"
-    assert all(state == "done" for state in page.evaluate(PANEL_STATES))
+    states = page.evaluate(PANEL_STATES)
+    assert all(state in ("done", "done: answer flagged") for state in states), states
+    # every panel says how its answer compares with the reference (transformers fp32 on auto)
+    metrics = page.evaluate(PANEL_METRICS)
+    assert sum("answer agreement: reference" in text for text in metrics) == 1, metrics
+    others = [text for text in metrics if "answer agreement: reference" not in text]
+    assert all("agreement with transformers:cpu:fp32" in text and "text similarity" in text
+               for text in others), others
+    for state, text in zip(states, metrics, strict=True):  # a flagged answer reads as a warning
+        assert ("This answer looks broken" in text) == (state == "done: answer flagged"), text
 
     page.wait_for_function(f"() => ({PLOT_POINTS})('tokens-chart').some(t => t[1] >= 2)")
     tokens = page.evaluate(PLOT_POINTS, "tokens-chart")
@@ -116,6 +128,8 @@ def test_run_streams_into_every_panel_then_charts_and_table(page, artifacts: Pat
 
     rows = page.locator("#results-table .virtual-row")  # gradio 6 renders body rows as divs
     assert rows.count() >= len(lengths)
+    table = page.locator("#results-table").inner_text()
+    assert "agree %" in table and "transformers:cpu:fp32" in table
     assert page.locator("#download-csv").is_enabled()
     page.screenshot(path=str(artifacts / "playground.png"), full_page=True)
     if os.environ.get("UPDATE_SCREENSHOT"):  # refresh the README's picture on purpose only
@@ -153,3 +167,22 @@ def test_stop_ends_a_long_run_within_seconds(page, app_model: str) -> None:
     assert took < 5, f"stop took {took:.1f} s"
     assert set(page.evaluate(PANEL_STATES)) == {"stopped"}
     run_button_enabled(page)
+
+
+def test_reference_choices_follow_the_selected_backends(page) -> None:
+    def options() -> list[str]:
+        page.locator("#reference input").click()
+        items = page.locator("ul.option-list li")  # gradio 6's dropdown list
+        items.first.wait_for()
+        texts = [items.nth(i).inner_text().replace("✓", "").strip() for i in range(items.count())]
+        page.keyboard.press("Escape")
+        return texts
+
+    set_checkbox(page, "#pick-transformers", True)
+    set_checkbox(page, "#pick-onnxruntime-genai", True)
+    choices = options()
+    assert choices[0] == "auto (highest precision)", choices
+    assert any(text.startswith("PyTorch (transformers)") for text in choices), choices
+    set_checkbox(page, "#pick-transformers", False)
+    page.wait_for_timeout(500)
+    assert not any(text.startswith("PyTorch (transformers)") for text in options())

@@ -52,6 +52,19 @@ def test_compare_returns_text_and_metrics_for_every_backend(client: Client, back
         assert record["decode_tokens_per_s"] > 0, name
         assert record["load_s"] is not None and record["peak_rss_mb"] > 0, name
         assert record["run"] == 1 and record["mode"] == "sequential"
+        assert len(record["token_ids"]) == 12 and record["reference"], name
+        assert 0 <= record["agreement_pct"] <= 100 and 0 <= record["text_similarity"] <= 1, name
+
+
+def test_compare_takes_the_reference_lane(client: Client) -> None:
+    result = compare(client, prompt=PROMPT, max_new_tokens=8, stop_at_eos=False,
+                     backends="onnxruntime-genai,openvino-genai:CPU:int8", reference="openvino-genai")
+    assert result["ok"], result
+    records = {r["backend"]: r for r in result["records"]}
+    assert records["openvino-genai"]["agreement_note"] == "reference"
+    assert records["onnxruntime-genai"]["reference"] == "openvino-genai:CPU:int8"
+    refused = compare(client, prompt=PROMPT, backends="onnxruntime-genai", reference="transformers")
+    assert not refused["ok"] and "not one of the selected backends" in refused["error"]
 
 
 def test_unavailable_device_gives_an_error_row_while_others_succeed(

@@ -25,6 +25,16 @@ ISSUE_FIELDS = {
 }
 
 
+AGREEMENT_FIELDS = {
+    "token_ids",
+    "reference",
+    "agreement_pct",
+    "first_divergence",
+    "text_similarity",
+    "agreement_flag",
+    "agreement_note",
+}
+
 # One short measured run: the tests check behaviour, not speed.
 QUICK = ("--runs", "1", "--warmup", "0", "--max-new-tokens", "8")
 
@@ -53,6 +63,8 @@ def test_bench_prints_medians_and_writes_records(tmp_path: Path) -> None:
         "--ignore-eos",
         "--prompt",
         "What is a list?",
+        "--reference",
+        "openvino-genai:CPU:int8",
         "--json",
         str(out),
     )
@@ -60,7 +72,10 @@ def test_bench_prints_medians_and_writes_records(tmp_path: Path) -> None:
     records = json.loads(out.read_text())
     assert len(records) == 4
     for record in records:
-        assert set(record) >= ISSUE_FIELDS
+        assert set(record) >= ISSUE_FIELDS | AGREEMENT_FIELDS
+        assert record["reference"] == "openvino-genai:CPU:int8"
+        assert len(record["token_ids"]) == 16 and 0 <= record["agreement_pct"] <= 100
+        assert 0 <= record["text_similarity"] <= 1
         assert record["new_tokens"] == 16 and record["text"] and record["decode_tokens_per_s"] > 0
         assert record["model"] == "demo"
     assert {(r["backend"], r["precision"]) for r in records} == {
@@ -69,6 +84,16 @@ def test_bench_prints_medians_and_writes_records(tmp_path: Path) -> None:
     }
     table = result.stdout
     assert "decode tok/s (min-max)" in table and "onnxruntime-genai" in table and "1.00x" in table
+    header, _, *rows = table.strip().splitlines()
+    assert "agree %" in header and "1st diff" in header and "sim" in header
+    agree_column = slice(header.index("agree %"), header.index("1st diff"))
+    lanes = {row.split()[0]: row for row in rows if row.split() and row.split()[0] in ("openvino-genai",
+                                                                                       "onnxruntime-genai")}
+    assert lanes["openvino-genai"][agree_column].strip() == "ref"
+    ort = next(r for r in records if r["backend"] == "onnxruntime-genai")
+    agree = f"{ort['agreement_pct']:,.1f}" + (" !" if ort["agreement_flag"] else "")
+    assert lanes["onnxruntime-genai"][agree_column].strip() == agree
+    assert "answers compared with openvino-genai:CPU:int8" in table
     # long steps report progress on stderr
     assert "loading" in result.stderr and "done: all runs finished" in result.stderr
 

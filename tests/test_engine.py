@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer
 
 from playground.engine.comparison import Comparison, ComparisonRequest, run_comparison
 from playground.engine.events import LaneEvent
@@ -80,6 +81,28 @@ def test_runtimes_agree_on_prompt_tokens(all_backends) -> None:
     comparison, _ = all_backends
     counts = {r.backend: r.prompt_tokens for r in comparison.records}
     assert len(set(counts.values())) == 1, counts
+
+
+def test_every_run_is_compared_with_the_fp32_reference(all_backends) -> None:
+    """Auto reference = transformers fp32; the ids streamed are the text streamed."""
+    comparison, _ = all_backends
+    tokenizer = Tokenizer.from_file(str(DEMO_MODEL_DIR / "tokenizer.json"))
+    assert {r.reference for r in comparison.records} == {"transformers:cpu:fp32"}
+    for record in comparison.records:
+        assert len(record.token_ids) == record.new_tokens == 24, record.backend
+        assert tokenizer.decode(record.token_ids, skip_special_tokens=True) == record.text, record.backend
+        if record.backend == "transformers":
+            assert (record.agreement_pct, record.first_divergence, record.agreement_note) == (
+                100.0, None, "reference")
+            assert not record.agreement_flag
+            continue
+        assert 0 <= record.agreement_pct <= 100 and 0 <= record.text_similarity <= 1
+        assert (record.agreement_pct == 100) == (record.first_divergence is None)
+        assert record.first_divergence is None or 0 <= record.first_divergence < 24
+    # greedy runs repeat, and so do their figures
+    for backend in ALL_BACKENDS:
+        first, second = records_of(comparison, backend)
+        assert (first.agreement_pct, first.text_similarity) == (second.agreement_pct, second.text_similarity)
 
 
 @pytest.mark.skipif(not NPU_LIBRARY_INSTALLED, reason="run `python scripts/install_npu_library.py` first")

@@ -50,7 +50,8 @@ report["probe"] = {
 
 def run(backend, settings, stop_after=None):
     chunks = []
-    def on_tokens(text, count):
+    def on_tokens(text, count, ids):
+        assert len(ids) == count
         chunks.append([text, count])
         return stop_after is None or sum(c for _, c in chunks) < stop_after
     start = time.perf_counter()

@@ -9,7 +9,7 @@ free of torch / OpenVINO / ORT thread pools.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -17,9 +17,11 @@ from typing import ClassVar, Protocol
 from playground.settings import GenerationSettings
 
 # Called by an adapter for every generated token (or small group of tokens) with the
-# text those tokens decode to (may be "") and how many tokens it covers. Returns False
-# when the caller wants generation to stop. Must stay cheap: it runs per token.
-TokenCallback = Callable[[str, int], bool]
+# text those tokens decode to (may be ""), how many tokens it covers, and their token ids
+# (the ids the runtime generated, so answers can be compared token by token; may be empty
+# when a call only flushes text). Returns False when the caller wants generation to stop.
+# Must stay cheap: it runs per token (the meter only extends a list with the ids).
+TokenCallback = Callable[[str, int, Sequence[int]], bool]
 
 
 class ProgressCallback(Protocol):
@@ -85,6 +87,9 @@ class GenerationOutput:
     prompt_tokens: int
     new_tokens: int
     stopped: bool = False  # the caller asked to stop before the end
+    # The templated prompt's token ids as this runtime's tokenizer made them: lanes whose
+    # prompt ids are equal share a tokenizer, so their generated ids are comparable.
+    prompt_ids: Sequence[int] = ()
 
 
 class Backend(ABC):

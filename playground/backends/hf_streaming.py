@@ -12,28 +12,31 @@ from playground.backends.base import GenerationOutput, TokenCallback
 
 
 def make_streamer(tokenizer: Any, on_tokens: TokenCallback) -> Any:
-    """A TextStreamer that forwards decoded words and token counts to ``on_tokens``.
+    """A TextStreamer that forwards decoded words, token counts and ids to ``on_tokens``.
 
     TextStreamer already solves incremental decoding (whole words, UTF-8 safety); we only
-    count tokens per ``put`` and remember when the caller asks to stop.
+    collect the ids of each ``put`` (one small tensor per step) until TextStreamer hands over
+    the text they finish, and remember when the caller asks to stop.
     """
     from transformers import TextStreamer
 
     class CallbackStreamer(TextStreamer):
         def __init__(self) -> None:
             super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-            self.pending_tokens = 0
+            self.pending_ids: list[int] = []
             self.stop_requested = False
 
         def put(self, value: Any) -> None:
             if not (self.skip_prompt and self.next_tokens_are_prompt):
-                self.pending_tokens += int(value.shape[-1]) if value.ndim else 1
+                self.pending_ids.extend(value.reshape(-1).tolist())  # batch size 1
             super().put(value)
 
         def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            count, self.pending_tokens = self.pending_tokens, 0
-            if (text or count) and not on_tokens(text, count):
-                self.stop_requested = True
+            ids = self.pending_ids
+            if text or ids:
+                self.pending_ids = []
+                if not on_tokens(text, len(ids), ids):
+                    self.stop_requested = True
 
     return CallbackStreamer()
 
@@ -85,4 +88,9 @@ def generate_streamed(
             stopping_criteria=make_stopping_criteria(streamer),
             **hf_generate_kwargs(settings, tokenizer),
         )
-    return GenerationOutput(prompt_tokens, int(output.shape[-1]) - prompt_tokens, streamer.stop_requested)
+    return GenerationOutput(
+        prompt_tokens,
+        int(output.shape[-1]) - prompt_tokens,
+        streamer.stop_requested,
+        prompt_ids=inputs["input_ids"][0].tolist(),
+    )

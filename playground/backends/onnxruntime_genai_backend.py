@@ -133,12 +133,12 @@ class ONNXRuntimeGenAIBackend(Backend):
         stopped = False
         while not generator.is_done():
             generator.generate_next_token()
-            token = generator.get_next_tokens()[0]
+            ids = generator.get_next_tokens().tolist()  # batch size 1: [token]
             count += 1
-            if not on_tokens(stream.decode(token), 1):
+            if not on_tokens(stream.decode(ids[0]), 1, ids):
                 stopped = True
                 break
-        return GenerationOutput(prompt_tokens, count, stopped)
+        return GenerationOutput(prompt_tokens, count, stopped, prompt_ids=tokens.tolist())
 
     def unload(self) -> None:
         self.model = None

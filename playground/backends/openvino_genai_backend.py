@@ -95,11 +95,13 @@ class OpenVINOGenAIBackend(Backend):
             config.min_new_tokens = settings.max_new_tokens
         streamer = make_counting_streamer(ov_genai, self.tokenizer, on_tokens)
         self.pipe.generate(inputs, config, streamer)
-        return GenerationOutput(prompt_tokens, streamer.count, streamer.stopped)
+        prompt_ids = inputs.input_ids.data[0].tolist()
+        return GenerationOutput(prompt_tokens, streamer.count, streamer.stopped, prompt_ids=prompt_ids)
 
 
 def make_counting_streamer(ov_genai: Any, tokenizer: Any, on_tokens: TokenCallback) -> Any:
-    """Counts tokens itself; openvino-genai's TextStreamer does the incremental decoding."""
+    """Counts tokens and hands their ids on itself; openvino-genai's TextStreamer does the
+    incremental decoding."""
 
     class CountingStreamer(ov_genai.StreamerBase):
         def __init__(self) -> None:
@@ -114,11 +116,11 @@ def make_counting_streamer(ov_genai: Any, tokenizer: Any, on_tokens: TokenCallba
             return ov_genai.StreamingStatus.RUNNING
 
         def write(self, token: Any) -> ov_genai.StreamingStatus:
-            new = len(token) if isinstance(token, list) else 1
-            self.count += new
+            ids = token if isinstance(token, list) else (token,)
+            self.count += len(ids)
             self.decoder.write(token)
             text, self.text = self.text, ""
-            if not on_tokens(text, new):
+            if not on_tokens(text, len(ids), ids):
                 self.stopped = True
                 return ov_genai.StreamingStatus.STOP
             return ov_genai.StreamingStatus.RUNNING
@@ -126,7 +128,7 @@ def make_counting_streamer(ov_genai: Any, tokenizer: Any, on_tokens: TokenCallba
         def end(self) -> None:
             self.decoder.end()
             if self.text:
-                on_tokens(self.text, 0)
+                on_tokens(self.text, 0, ())
                 self.text = ""
 
     return CountingStreamer()

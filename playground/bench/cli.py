@@ -20,6 +20,7 @@ from playground.engine.comparison import MODES, Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
 from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord
+from playground.engine.reference import AUTO
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.paths import DEMO_MODEL_ID
 from playground.settings import GenerationSettings, SettingsError
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequential: each backend alone (fair); parallel: all at once (a race)",
     )
     parser.add_argument("--json", type=Path, help="write the per-run records here")
+    parser.add_argument(
+        "--reference",
+        default=AUTO,
+        help="the backend every answer is compared with: 'auto' (default: the highest precision, "
+        "transformers first on ties) or name[:device[:precision]] of one of --backends",
+    )
     parser.add_argument("--load-timeout", type=float, default=1800.0, help="seconds (conversion + load)")
     parser.add_argument(
         "--idle-timeout",
@@ -116,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = comparison.records
     print()
     print(format_table(records))
+    legend = agreement_legend(records)
+    if legend:
+        print(legend)
     print(
         f"\n{len(records)} records in {time.perf_counter() - started:.1f} s "
         f"({args.mode}, model {comparison.model.name})"
@@ -170,6 +180,7 @@ def build_request(args: argparse.Namespace) -> ComparisonRequest:
         idle_timeout_s=args.idle_timeout,
         first_token_timeout_s=args.first_token_timeout,
         memory_limit_mb=args.memory_limit,
+        reference=args.reference,
     )
 
 
@@ -211,6 +222,9 @@ def format_table(records: list[RunRecord]) -> str:
         "new tok",
         "e2e s",
         "peak RSS MB",
+        "agree %",
+        "1st diff",
+        "sim",
         "note",
     ]
     rows = [header]
@@ -229,6 +243,8 @@ def format_table(records: list[RunRecord]) -> str:
             if errors
             else (group[0].device_note or ("stopped" if any(r.stopped for r in group) else ""))
         )
+        agree, first_diff, similarity, flag = agreement_cells(good or [r for r in group if r.ok])
+        note = "; ".join(filter(None, [flag, note]))
         rows.append(
             [
                 backend,
@@ -242,6 +258,9 @@ def format_table(records: list[RunRecord]) -> str:
                 _fmt(_median([float(r.new_tokens) for r in good if r.new_tokens is not None]), 0),
                 _fmt(_median([r.e2e_s for r in good if r.e2e_s is not None]), 3),
                 _fmt(_median([r.peak_rss_mb for r in good if r.peak_rss_mb is not None]), 0),
+                agree,
+                first_diff,
+                similarity,
                 note,
             ]
         )
@@ -251,6 +270,37 @@ def format_table(records: list[RunRecord]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def agreement_cells(records: list[RunRecord]) -> tuple[str, str, str, str]:
+    """(agree %, 1st diff, sim, flag note) over a lane's runs: medians; "ref" for the reference,
+    a trailing "!" and a FLAGGED note when any run's answer was flagged."""
+    if not records or not any(r.reference for r in records):
+        return "-", "-", "-", ""
+    if all(r.agreement_note.startswith("reference") for r in records):
+        broken = [r.agreement_note for r in records if r.agreement_flag]
+        return "ref", "-", "-", (f"FLAGGED {broken[0]}" if broken else "")
+    pct = _median([r.agreement_pct for r in records if r.agreement_pct is not None])
+    flagged = [r for r in records if r.agreement_flag]
+    agree = _fmt(pct) + (" !" if flagged else "")
+    divergences = [r.first_divergence for r in records if r.first_divergence is not None]
+    first_diff = "none" if pct is not None and not divergences else _fmt(_median(divergences), 0)
+    similarity = _fmt(_median([r.text_similarity for r in records if r.text_similarity is not None]), 2)
+    flag = f"FLAGGED ({len(flagged)}/{len(records)} runs): {flagged[0].agreement_note}" if flagged else ""
+    return agree, first_diff, similarity, flag
+
+
+def agreement_legend(records: list[RunRecord]) -> str:
+    """One line under the table: what the answers were compared with, and its limits."""
+    references = sorted({r.reference for r in records if r.reference})
+    if not references:
+        return ""
+    legend = (
+        f"answers compared with {', '.join(references)}: agree % = greedy token agreement, "
+        "1st diff = first differing token, sim = word similarity (0-1), ! = flagged as likely broken"
+    )
+    notes = sorted({r.agreement_note.split("; ")[-1] for r in records if "sampling" in r.agreement_note})
+    return legend + ("\n" + notes[0] if notes else "")
 
 
 def format_probes(probes: dict[str, BackendProbe]) -> str:

@@ -20,9 +20,10 @@ from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
+from playground.engine.reference import AUTO, AgreementJudge, Changed, reference_order, stop_token_ids
 from playground.models.chat import render_prompt
 from playground.models.resolve import ModelSource, resolve_model
-from playground.models.tokens import count_prompt_tokens
+from playground.models.tokens import count_prompt_tokens, encode
 from playground.settings import GenerationSettings, SettingsError, validate_prompt
 
 MODES = ("sequential", "parallel")
@@ -49,6 +50,9 @@ class ComparisonRequest:
     # is available minus a margin). memory_check=False loads even when the estimate says no.
     memory_limit_mb: float | None = None
     memory_check: bool = True
+    # The lane every answer is compared with: "auto" (highest precision), a lane key or a
+    # backend spec name[:device[:precision]] among the selected ones (playground.engine.reference).
+    reference: str = AUTO
 
 
 @dataclass
@@ -80,6 +84,13 @@ class Comparison:
         self.lanes: list[_Lane] = []
         self.model: ModelSource = resolve_model(request.model, request.allow_local_paths)
         self.prompts = [self._prepare(prompt) for prompt in request.prompts]
+        model_dir = self.model.path
+        self.judge = AgreementJudge(
+            reference_order(request.specs, request.reference),
+            greedy=not request.settings.do_sample,
+            stop_ids=stop_token_ids(model_dir),
+            retokenise=lambda text: encode(model_dir, text),
+        )
 
     def _validate_request(self) -> None:
         request = self.request
@@ -128,6 +139,12 @@ class Comparison:
         else:
             for lane in lanes:
                 yield from self._drive([lane])
+        yield from self.agreement_events(self.judge.finish())
+
+    def agreement_events(self, changed: Changed) -> Iterator[LaneEvent]:
+        """Records whose agreement with the reference changed after they were reported."""
+        for key, record in changed:
+            yield LaneEvent(key, "agreement", run=record.run, prompt_index=record.prompt_index, record=record)
 
     def _drive(self, lanes: list[_Lane]) -> Iterator[LaneEvent]:
         live: list[_Lane] = []
@@ -327,7 +344,9 @@ class _Lane:
         if run > 0 or error:
             record = self._record(index, max(run, 0), result, error)
             self.comparison.records.append(record)
+            changed = [item for item in self.comparison.judge.add(self.key, record) if item[1] is not record]
             yield LaneEvent(self.key, "result", run=run, prompt_index=index, record=record, message=error)
+            yield from self.comparison.agreement_events(changed)
         yield from self._next_run()
 
     def _record(self, index: int, run: int, result: dict | None, error: str) -> RunRecord:
@@ -357,6 +376,8 @@ class _Lane:
                 "stopped",
             ):
                 setattr(record, name, result[name])
+            record.token_ids = list(result.get("token_ids", ()))
+            record.extra["prompt_ids_digest"] = result.get("prompt_ids_digest", "")
         return record
 
     def _announce_worker(self) -> None:
@@ -388,6 +409,8 @@ class _Lane:
             yield LaneEvent(self.key, "error", state="error", message=message, record=record)
         self.plan.clear()
         yield self.finish(state, message)
+        # a failed reference hands over to the next lane in line (auto), or leaves none
+        yield from self.comparison.agreement_events(self.comparison.judge.lane_ended(self.key))
 
     # -- timeouts ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from playground.engine.records import RunRecord
 @dataclass
 class LaneEvent:
     lane: str  # BackendSpec.key
-    kind: str  # "state" | "tokens" | "result" | "error" | "worker"
+    kind: str  # "state" | "tokens" | "result" | "error" | "worker" | "agreement"
     state: str = ""
     message: str = ""
     text: str = ""  # kind == "tokens": text generated since the previous tokens event
@@ -21,4 +21,6 @@ class LaneEvent:
     run: int = 0  # 1-based measured run, 0 for warm-up
     prompt_index: int = 0
     pid: int = 0  # kind == "worker": the worker process (0 when it ended)
-    record: RunRecord | None = None  # kind == "result" (and "error" for a failed run)
+    # kind == "result" (and "error" for a failed run); kind == "agreement": an earlier record whose
+    # agreement with the reference changed (the reference finished after it, or a new peer arrived)
+    record: RunRecord | None = None

@@ -22,11 +22,12 @@ from playground.engine.token_meter import TokenMeter
 def per_token_ns(tokens: int, repeats: int) -> list[float]:
     results = []
     stop = threading.Event()
+    ids = [42]  # one token id per call, as the adapters hand them over
     for _ in range(repeats):
         meter = TokenMeter(lambda text, count, at: None, stop, flush_interval=0.05)
         started = time.perf_counter_ns()
         for _ in range(tokens):
-            meter("tok", 1)
+            meter("tok", 1, ids)
         results.append((time.perf_counter_ns() - started) / tokens)
     return results
 

@@ -48,6 +48,14 @@ class RunRecord:
     device_note: str = ""
     stopped: bool = False
     error: str = ""
+    token_ids: list[int] = field(default_factory=list)  # the generated ids, as the runtime made them
+    # Answer agreement with the comparison's reference lane (playground.engine.agreement):
+    reference: str = ""  # the reference run's backend:device:precision ("" = nothing to compare with)
+    agreement_pct: float | None = None  # % of token positions equal to the reference's
+    first_divergence: int | None = None  # 0-based token index of the first difference; None = none
+    text_similarity: float | None = None  # 0-1, word-level similarity of the two texts
+    agreement_flag: bool = False  # far below its peers: the answer is likely broken
+    agreement_note: str = ""  # why flagged, "reference", or what limits the numbers
     extra: dict = field(default_factory=dict)
 
     @property

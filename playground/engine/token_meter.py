@@ -1,14 +1,15 @@
 """Timing of a generation inside the worker, on the token hot path.
 
-Every call costs a clock read and a few additions; text is shipped to the parent in
-batches every ``flush_interval`` seconds, so the engine never becomes what is measured.
+Every call costs a clock read, a few additions and a list extend (the token ids, kept for
+the answer-agreement check); text is shipped to the parent in batches every
+``flush_interval`` seconds, so the engine never becomes what is measured.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 # (text since last flush, tokens so far, seconds since the generation started)
 FlushFn = Callable[[str, int, float], None]
@@ -26,8 +27,9 @@ class TokenMeter:
         self.last_token_at: float | None = None
         self._last_flush = self.started
         self.text_parts: list[str] = []
+        self.ids: list[int] = []  # every generated token id, in order (sent with the result)
 
-    def __call__(self, text: str, tokens: int) -> bool:
+    def __call__(self, text: str, tokens: int, ids: Sequence[int] = ()) -> bool:
         now = time.perf_counter()
         first = False
         if tokens:
@@ -36,6 +38,7 @@ class TokenMeter:
                 first = True
             self.last_token_at = now
             self.count += tokens
+            self.ids.extend(ids)
         if text:
             self._pieces.append(text)
         if first or now - self._last_flush >= self._interval:  # the first token goes out at once

@@ -7,12 +7,14 @@ connects back over an authenticated local socket, then serves commands:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
@@ -136,8 +138,16 @@ class Worker:
                 "stopped": output.stopped or self.stop.is_set(),
                 "peak_rss_mb": peak_rss_mb(),
                 "text": meter.text,
+                "token_ids": meter.ids,
+                "prompt_ids_digest": _digest(output.prompt_ids),
             },
         )
+
+
+def _digest(ids: Sequence[int]) -> str:
+    """A short fingerprint of the prompt's token ids: equal digests = the lanes' tokenizers agree
+    on this prompt, so their generated ids can be compared (the ids themselves stay here)."""
+    return hashlib.sha1(" ".join(map(str, ids)).encode()).hexdigest()[:16] if ids else ""
 
 
 def _user_message(exc: BaseException) -> str:

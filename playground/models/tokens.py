@@ -28,3 +28,15 @@ def count_prompt_tokens(model_dir: Path, text: str) -> int | None:
     except Exception:  # a tokenizer.json this version cannot read: leave it to the backends
         return None
     return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def encode(model_dir: Path, text: str) -> list[int] | None:
+    """``text`` as the model folder's tokenizer.json splits it (None without a readable one):
+    answers of runtimes whose own tokenizers differ are compared on these ids."""
+    tokenizer_file = model_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        return None
+    try:
+        return list(_load(str(tokenizer_file)).encode(text, add_special_tokens=False).ids)
+    except Exception:  # a tokenizer.json this version cannot read
+        return None

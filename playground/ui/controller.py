@@ -15,7 +15,7 @@ from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.settings import SettingsError
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
 from playground.ui.charts import tokens_figure, utilization_figure
-from playground.ui.form import RunForm
+from playground.ui.form import AUTO, RunForm, reference_choices
 from playground.ui.live import LiveRun, Sessions
 from playground.ui.monitoring import RunMonitor
 from playground.ui.options import AppOptions
@@ -75,9 +75,20 @@ class Controller:
                         concurrency_limit=None, show_progress="hidden", api_visibility="private")
         page.clear.click(self.clear, outputs=[page.records, page.table, page.csv, page.json],
                          queue=False, api_visibility="private")
+        for component in page.picker_components():  # the reference choices follow the selection
+            component.change(self.reference_options, inputs=[*page.picker_components(), page.form.reference],
+                             outputs=[page.form.reference], queue=False, api_visibility="private",
+                             show_progress="hidden")
         page.blocks.unload(self.close_session)
         gr.api(self.compare_api(), api_name="compare", concurrency_limit=1, concurrency_id="engine")
         gr.api(self.backends_api(), api_name="backends", concurrency_limit=None)
+
+    def reference_options(self, *values: Any) -> gr.Dropdown:
+        """The selected lanes as "compare answers against" choices; a choice that left falls back to auto."""
+        specs = specs_from_inputs(self.rows, list(values[:-1]))
+        choices = reference_choices(specs, {row.name: row.label for row in self.rows})
+        current = values[-1] if values[-1] in [value for _, value in choices] else AUTO
+        return gr.Dropdown(choices=choices, value=current)
 
     def begin(self, request: gr.Request) -> tuple:
         self.sessions.uncancel(request.session_hash)
@@ -157,9 +168,12 @@ class Controller:
         ok = len(lanes) - len(failed)
         if run.comparison.stopping:
             return "**Stopped.** Results so far are in the table below."
+        flagged = sorted({r.backend for r in run.records if r.agreement_flag})
+        warning = f" ⚠ Answer flagged as likely broken: {', '.join(flagged)}." if flagged else ""
         if failed:
-            return f"**Finished:** {ok} backend(s) ok, {len(failed)} with an error (see their panels)."
-        return f"**Finished:** {ok} backend(s), {len(run.records)} result row(s) added below."
+            return (f"**Finished:** {ok} backend(s) ok, {len(failed)} with an error (see their panels)."
+                    + warning)
+        return f"**Finished:** {ok} backend(s), {len(run.records)} result row(s) added below." + warning
 
     def finish(self, request: gr.Request) -> tuple:
         figures = self._figures(self.sessions.get(request.session_hash))
@@ -232,12 +246,14 @@ class Controller:
             system_prompt: str = "",
             warmup: int = 0,
             runs: int = 1,
+            reference: str = AUTO,
         ) -> dict:
             """Run one comparison to the end; returns {ok, error, records} (one RunRecord per backend
-            and run). ``backends`` is a comma list of name[:device[:precision]]; empty = the page's
-            default selection."""
+            and run, with its answer agreement against the ``reference`` lane: "auto" = the highest
+            precision, or name[:device[:precision]] of a selected one). ``backends`` is a comma list of
+            name[:device[:precision]]; empty = the page's default selection."""
             form = RunForm(prompt, system_prompt, model or controller.options.model, max_new_tokens,
-                           decoding, temperature, top_p, seed, stop_at_eos, mode, warmup, runs)
+                           decoding, temperature, top_p, seed, stop_at_eos, mode, warmup, runs, reference)
             try:
                 if backends.strip():
                     specs = [BackendSpec.parse(text) for text in backends.split(",") if text.strip()]

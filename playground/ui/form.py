@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from playground.engine.comparison import ComparisonRequest
 from playground.engine.records import BackendSpec
+from playground.engine.reference import AUTO
 from playground.settings import GenerationSettings, SettingsError
 from playground.ui.options import AppOptions
 
 MODE_CHOICES = [("one after another (fair)", "sequential"), ("all at once (race)", "parallel")]
 DECODING_CHOICES = [("greedy", "greedy"), ("sampling", "sampling")]
+AUTO_LABEL = "auto (highest precision)"
 
 
 @dataclass
@@ -29,6 +31,7 @@ class RunForm:
     mode: str = "sequential"
     warmup: int = 0
     runs: int = 1
+    reference: str = AUTO  # the lane answers are compared with ("auto": the highest precision)
 
     def settings(self) -> GenerationSettings:
         return GenerationSettings(
@@ -55,7 +58,19 @@ class RunForm:
             warmup=_whole(self.warmup, "warm-up runs"),
             runs=_whole(self.runs, "measured runs"),
             allow_local_paths=allow_local,
+            reference=(self.reference or AUTO).strip(),
         )
+
+
+def reference_choices(specs: list[BackendSpec], labels: dict[str, str]) -> list[tuple[str, str]]:
+    """The page's "compare answers against" options: auto, then each selected lane
+    (``labels``: backend name -> what the page calls it)."""
+    choices = [(AUTO_LABEL, AUTO)]
+    for spec in specs:
+        detail = " ".join(filter(None, [spec.device, spec.precision]))
+        shown = f"{labels.get(spec.backend, spec.backend)} {detail}".strip()
+        choices.append((shown, ":".join([spec.backend, spec.device, spec.precision]).rstrip(":")))
+    return choices
 
 
 def _whole(value: object, name: str) -> int:

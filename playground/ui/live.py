@@ -72,6 +72,11 @@ class LaneView:
                 self.text = event.record.text
             if event.record.error:
                 self.error = event.record.error
+        elif event.kind == "agreement" and event.record is not None:
+            # the reference answered after this run: redraw it if it is the run shown
+            shown = self.record
+            if shown is None or (shown.run, shown.prompt_index) == (event.run, event.prompt_index):
+                self.record = event.record
         self.version += 1
 
     @property

@@ -11,7 +11,7 @@ from playground.models.chat import DEFAULT_SYSTEM_PROMPT
 from playground.settings import MAX_NEW_TOKENS_LIMIT
 from playground.ui.backend_picker import BackendRow
 from playground.ui.charts import tokens_figure, utilization_figure
-from playground.ui.form import DECODING_CHOICES, MODE_CHOICES
+from playground.ui.form import AUTO, DECODING_CHOICES, MODE_CHOICES, reference_choices
 from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
@@ -44,6 +44,9 @@ CSS = """
 .state-error { background: #dc2626; } .state-stopped { background: #d97706; }
 .state-loading, .state-converting, .state-starting { background: #7c3aed; }
 .backend-note { font-size: 12px; color: var(--body-text-color-subdued); }
+.state-flagged { background: #dc2626; }
+.agreement-warning { display: inline-block; padding: 2px 8px; border-radius: 6px; font-weight: 600;
+                     background: #fef3c7; color: #92400e; border: 1px solid #d97706; }
 """
 
 
@@ -81,6 +84,7 @@ class Form:
     mode: gr.Radio
     warmup: gr.Number
     runs: gr.Number
+    reference: gr.Dropdown
 
     def components(self) -> list[gr.components.Component]:
         return list(vars(self).values())
@@ -145,6 +149,12 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     elem_id="model",
                 )
                 mode = gr.Radio(MODE_CHOICES, value="sequential", label="Mode", elem_id="mode")
+                selected = [row.spec(row.device, row.precision) for row in rows if row.selected]
+                reference = gr.Dropdown(
+                    reference_choices(selected, {row.name: row.label for row in rows}), value=AUTO,
+                    label="Compare answers against", elem_id="reference",
+                    info="every answer's token agreement and text similarity with this lane's",
+                )
                 max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS_LIMIT, value=128, step=1,
                                            label="Max new tokens", elem_id="max-new-tokens")
                 with gr.Row():
@@ -186,7 +196,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         records = gr.State([])
         timer = gr.Timer(CHART_REFRESH_S, active=False)
     form = Form(prompt, system_prompt, model, max_new_tokens, decoding, temperature, top_p, seed,
-                stop_at_eos, mode, warmup, runs)
+                stop_at_eos, mode, warmup, runs, reference)
     return Page(blocks, form, picker, slots, status, run, stop, clear, timer, tokens_plot, util_plot,
                 util_note, table, records, csv, json)
 

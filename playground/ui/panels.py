@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from playground.engine.records import RunRecord
 from playground.ui.live import LaneView
 
 
-def badge(state: str) -> str:
+def badge(state: str, text: str = "") -> str:
     """A colored state label (CSS in page.py); plain text, so it reads the same without emoji fonts."""
-    return f'<span class="state-badge state-{state}">{state}</span>'
+    return f'<span class="state-badge state-{state}">{text or state}</span>'
+
+
+def agreement_markdown(record: RunRecord) -> str:
+    """The answer's agreement with the reference run, as the engine judged it."""
+    if not record.reference:
+        return f"answer agreement: {_escape(record.agreement_note)}" if record.agreement_note else ""
+    if record.agreement_note.startswith("reference"):
+        note = record.agreement_note.removeprefix("reference").lstrip(";: ")
+        return "answer agreement: **reference** for the other lanes" + (f" ({_escape(note)})" if note else "")
+    parts = [f"agreement with `{record.reference}`:"]
+    if record.agreement_pct is not None:
+        divergence = "none" if record.first_divergence is None else f"token {record.first_divergence}"
+        parts += [f"**{record.agreement_pct:.1f}%** of tokens", f"first difference: {divergence}"]
+    parts.append(_num("text similarity", record.text_similarity, "", 2))
+    line = " · ".join(filter(None, parts)).replace(": · ", ": ", 1)
+    if record.agreement_note and not record.agreement_flag:
+        line += f" ({_escape(record.agreement_note)})"
+    return line
 
 
 def header_markdown(lane: LaneView) -> str:
@@ -19,8 +38,15 @@ def header_markdown(lane: LaneView) -> str:
 
 def metrics_markdown(lane: LaneView) -> str:
     message = lane.error if lane.state == "error" and lane.error else lane.message
-    lines = [badge(lane.state) + (f" {_escape(_one_line(message))}" if message else "")]
     record = lane.record
+    flagged = record is not None and record.ok and record.agreement_flag and lane.state == "done"
+    state = badge("flagged", "done: answer flagged") if flagged else badge(lane.state)
+    lines = [state + (f" {_escape(_one_line(message))}" if message else "")]
+    if record is not None and record.ok and flagged:
+        lines.append(
+            '<span class="agreement-warning">⚠ This answer looks broken: '
+            f"{_escape(record.agreement_note)}</span>"
+        )
     if record is not None and record.ok:
         lines.append(" · ".join(filter(None, [
             _num("TTFT", record.ttft_s, "s", 3),
@@ -35,6 +61,7 @@ def metrics_markdown(lane: LaneView) -> str:
             "stopped early" if record.stopped else "",
             record.device_note,
         ])))
+        lines.append(agreement_markdown(record))
     elif lane.tokens:
         lines.append(" · ".join(filter(None, [
             _num("TTFT ≈", lane.first_tokens_s, "s", 2),

@@ -24,10 +24,23 @@ COLUMNS: list[tuple[str, str, int | None]] = [
     ("load (s)", "load_s", 2),
     ("convert (s)", "convert_s", 1),
     ("peak RSS (MB)", "peak_rss_mb", 0),
+    ("vs reference", "reference", None),
+    ("agree %", "agreement_pct", 1),
+    ("1st diff", "first_divergence", None),
+    ("similarity", "text_similarity", 2),
+    ("answer check", "agreement_flag", None),
     ("stopped", "stopped", None),
     ("error", "error", None),
 ]
 HEADERS = [column for column, _, _ in COLUMNS]
+
+
+def answer_check(row: dict) -> str:
+    """The engine's verdict on the answer, in words: a flag stands out, a note explains."""
+    note = row.get("agreement_note") or ""
+    if row.get("agreement_flag"):
+        return f"⚠ FLAGGED: {note}"
+    return note
 
 
 def record_dicts(records: list[RunRecord], started_at: str) -> list[dict]:
@@ -45,7 +58,7 @@ def table_rows(rows: list[dict]) -> list[list]:
     for row in rows:
         line = []
         for _, name, digits in COLUMNS:
-            value = row.get(name)
+            value = answer_check(row) if name == "agreement_flag" else row.get(name)
             if digits is not None and isinstance(value, (int, float)):
                 value = round(float(value), digits) if digits else round(float(value))
             line.append("" if value is None else value)
@@ -61,7 +74,8 @@ def export_files(rows: list[dict], folder: Path | None = None) -> tuple[Path, Pa
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        for row in rows:  # token ids as one space-separated cell
+            writer.writerow({**row, "token_ids": " ".join(map(str, row.get("token_ids") or []))})
     json_path = folder / "results.json"
     json_path.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
     return csv_path, json_path
