@@ -23,6 +23,7 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
+from playground.engine.threads import thread_budget
 from playground.models.exporters import ort_genai_model
 from playground.settings import GenerationSettings
 
@@ -96,6 +97,10 @@ class ONNXRuntimeGenAIBackend(Backend):
         config.clear_providers()
         if self.device != "cpu":
             config.append_provider(self.device)
+        threads = thread_budget()
+        if threads:  # genai_config's session_options, as the model builder writes them
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+                "intra_op_num_threads": threads}}}}))
         self.model: Any = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
         genai_config = json.loads((model_path / "genai_config.json").read_text())

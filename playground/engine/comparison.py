@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from playground.backends import backend_names
+from playground.engine.contention import busy_threshold
 from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
@@ -42,6 +43,7 @@ class ComparisonRequest:
     first_token_timeout_s: float = 900.0  # prefill of a long prompt on a slow device may take minutes
     flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
     allow_local_paths: bool = True  # False for requests coming from a shared web page
+    page_attached: bool = False  # a browser page streams this run (recorded: it competes for CPU)
     # A different interpreter per backend (e.g. a separate venv for the NPU library).
     worker_python: dict[str, str] = field(default_factory=dict)
 
@@ -302,8 +304,14 @@ class _Lane:
             mode=self.request.mode,
             device_note=info.get("device_note", ""),
             error=error,
+            threads=info.get("threads"),
+            versions=info.get("versions", ""),
+            page_attached=self.request.page_attached,
         )
         if result:
+            record.other_cpu_percent = result.get("other_cpu_percent")
+            if record.other_cpu_percent is not None and record.threads:
+                record.busy_machine = record.other_cpu_percent > busy_threshold(record.threads)
             for name in (
                 "prompt_tokens",
                 "new_tokens",

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from playground.engine.threads import thread_budget, worker_env
 from playground.engine.worker import ADDRESS_ENV, AUTHKEY_ENV
 from playground.paths import REPO_ROOT, cache_dir
 
@@ -41,6 +42,7 @@ class WorkerProcess:
         self.log_path: Path = log_dir / f"worker-{safe}-{os.getpid()}-{time.time_ns()}.log"
         child_env = {
             **os.environ,
+            **worker_env(thread_budget()),  # the same budget headless and with the page open
             **(env or {}),
             ADDRESS_ENV: f"{host}:{port}",
             AUTHKEY_ENV: authkey.hex(),

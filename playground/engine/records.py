@@ -48,6 +48,13 @@ class RunRecord:
     device_note: str = ""
     stopped: bool = False
     error: str = ""
+    # How the figures were taken (issue 9): the runtimes' thread budget, their versions, whether a
+    # browser page was streaming this run, and how much of the machine everything else used.
+    threads: int | None = None
+    versions: str = ""
+    page_attached: bool = False
+    other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
+    busy_machine: bool = False  # others took more than the budget leaves free: figures understate
     extra: dict = field(default_factory=dict)
 
     @property

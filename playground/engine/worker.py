@@ -8,6 +8,7 @@ connects back over an authenticated local socket, then serves commands:
 from __future__ import annotations
 
 import os
+import platform
 import queue
 import sys
 import threading
@@ -16,6 +17,9 @@ import traceback
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
+
+from playground.engine.contention import OtherLoad
+from playground.engine.threads import recorded_threads, thread_budget
 
 AUTHKEY_ENV = "PLAYGROUND_WORKER_AUTHKEY"
 ADDRESS_ENV = "PLAYGROUND_WORKER_ADDRESS"
@@ -100,9 +104,12 @@ class Worker:
         self.backend.load(Path(model_dir), device, precision, self.report_progress)
         total = time.perf_counter() - started
         convert_s = convert_cache.take_conversion_seconds()
+        threads = thread_budget()
         self.send(
             "loaded",
             {
+                "threads": recorded_threads(threads),
+                "versions": f"{probe.version}; python {platform.python_version()}",
                 "load_s": total - convert_s,
                 "convert_s": convert_s,
                 "device": self.backend.device,
@@ -124,8 +131,10 @@ class Worker:
         meter = TokenMeter(
             lambda text, count, at: self.send("tokens", text, count, at), self.stop, flush_interval
         )
+        others = OtherLoad.start()
         output = self.backend.generate(prompt, generation, meter)
         finished = time.perf_counter()
+        other_cpu = others.percent()
         meter.flush(finished)
         self.send(
             "result",
@@ -136,6 +145,7 @@ class Worker:
                 "stopped": output.stopped or self.stop.is_set(),
                 "peak_rss_mb": peak_rss_mb(),
                 "text": meter.text,
+                "other_cpu_percent": other_cpu,
             },
         )
 

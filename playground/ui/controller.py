@@ -40,9 +40,13 @@ class Controller:
         self.monitor = monitor
         self.sessions = Sessions()
 
-    def start(self, form: RunForm, specs: list[BackendSpec]) -> LiveRun:
-        """Validate and create the comparison; raises USER_ERRORS with the message to show."""
-        return LiveRun(form.request(specs, self.options), on_worker=self.monitor.on_worker, pool=self.pool)
+    def start(self, form: RunForm, specs: list[BackendSpec], page_attached: bool = False) -> LiveRun:
+        """Validate and create the comparison; raises USER_ERRORS with the message to show.
+
+        ``page_attached``: a browser page streams this run (the records say so; the API's do not)."""
+        request = form.request(specs, self.options)
+        request.page_attached = page_attached
+        return LiveRun(request, on_worker=self.monitor.on_worker, pool=self.pool)
 
     def measured(self, run: LiveRun) -> Iterator[None]:
         """``run.updates()`` with the utilization monitor sampling for its whole length."""
@@ -94,7 +98,7 @@ class Controller:
                 raise SettingsError(f"Pick at most {MAX_PANELS} backends at once.")
             if needs_download(form.model):  # can take minutes: say so before it starts
                 yield {page.status: f"Downloading {form.model!r} from the Hugging Face hub…"}
-            run = self.start(form, specs)
+            run = self.start(form, specs, page_attached=True)
         except USER_ERRORS as exc:
             yield {page.status: f"**Cannot run:** {exc}"}
             return
