@@ -44,9 +44,11 @@ def thread_budget(environ: dict[str, str] | None = None) -> int | None:
     return value or None
 
 
-def worker_env(threads: int | None) -> dict[str, str]:
-    """Environment for a worker: the budget for every runtime that reads one from there."""
-    env = {THREADS_ENV: str(threads or 0), "OMP_WAIT_POLICY": WAIT_POLICY}
+def worker_env(threads: int | None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a worker: the budget for every runtime that reads one from there.
+    An ``OMP_WAIT_POLICY`` the user set is kept (for A/B measurements of the wait policy)."""
+    environ = os.environ if environ is None else environ
+    env = {THREADS_ENV: str(threads or 0), "OMP_WAIT_POLICY": environ.get("OMP_WAIT_POLICY", WAIT_POLICY)}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env

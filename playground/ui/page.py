@@ -142,7 +142,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     stop_at_eos = gr.Checkbox(True, label="Stop at end of sequence",
                                               info="off: always generate max new tokens",
                                               elem_id="stop-at-eos")
-                with gr.Accordion("More settings", open=False):
+                with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
                         temperature = gr.Slider(0.01, 2.0, value=0.7, step=0.01, label="Temperature",
                                                 info="sampling only")
@@ -151,8 +151,10 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     with gr.Row():
                         seed = gr.Number(0, precision=0, label="Seed", minimum=0)
                         warmup = gr.Number(0, precision=0, label="Warm-up runs", minimum=0, maximum=10,
+                                           elem_id="warmup",
                                            info="not recorded; 1 steadies the numbers")
-                        runs = gr.Number(1, precision=0, label="Measured runs", minimum=1, maximum=100)
+                        runs = gr.Number(1, precision=0, label="Measured runs", minimum=1, maximum=100,
+                                         elem_id="runs")
         gr.Markdown("### Backends\nEach on its own device and precision; what cannot run here says why.")
         with gr.Row(equal_height=True, elem_id="backend-picker"):
             picker = [_picker_card(row) for row in rows]
