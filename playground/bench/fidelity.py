@@ -476,8 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": {**vars(settings), "rounds": args.rounds, "modes": modes, "threads": thread_budget(),
                        "cpus": os.cpu_count()},
             "summary": summary,
-            "records": [{"backend": r.backend, "mode": r.mode, "round": r.round, **r.record}
-                        for r in results],
+            # "path": how the run was driven; "mode" stays the engine's (sequential)
+            "records": [{"path": r.mode, "round": r.round, **r.record} for r in results],
         }, indent=2, default=str))
         print(f"wrote {args.json}")
     return 0

@@ -24,6 +24,10 @@ from playground.ui.panels import header_markdown, metrics_markdown
 from playground.ui.results import export_files, record_dicts, table_rows
 
 UPDATE_INTERVAL_S = 0.1  # at most 10 page updates a second, whatever the backends do
+# Charts cost the browser a full plotly redraw each: once a second, and only every few seconds
+# while a backend generates alone (the fair mode), so the page does not slow what it measures.
+CHART_EVERY_S = 1.0
+FAIR_CHART_EVERY_S = 3.0
 USER_ERRORS = (SettingsError, ModelNotFoundError)
 FORM_FIELDS = len(RunForm.__dataclass_fields__)
 
@@ -182,6 +186,11 @@ class Controller:
         run = self.sessions.get(request.session_hash)
         if run is None:
             return gr.skip(), gr.skip(), gr.skip()
+        every = FAIR_CHART_EVERY_S if run.generating_alone() else CHART_EVERY_S
+        now = time.monotonic()
+        if now - run.charts_drawn_at < every:
+            return gr.skip(), gr.skip(), gr.skip()
+        run.charts_drawn_at = now
         return self._figures(run)
 
     def _figures(self, run: LiveRun | None) -> tuple:

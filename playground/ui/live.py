@@ -123,6 +123,7 @@ class LiveRun:
         self._dirty = False
         self.finished = False
         self.failure: BaseException | None = None
+        self.charts_drawn_at = 0.0  # monotonic time the page last got the charts (their cadence)
 
     def _on_worker(self, key: str, pid: int, started: bool) -> None:
         lane = self.lanes.get(key)
@@ -179,6 +180,11 @@ class LiveRun:
     def _background(self) -> None:
         with contextlib.suppress(BaseException):  # kept in self.failure for the page
             self.run_to_end()
+
+    def generating_alone(self) -> bool:
+        """A backend is generating in the fair (sequential) mode: the page should keep quiet."""
+        return self.comparison.request.mode == "sequential" and any(
+            lane.state == "generating" for lane in self.lanes.values())
 
     def stop(self) -> None:
         self.comparison.stop()
