@@ -110,7 +110,7 @@ class Controller:
         if self.sessions.take_cancel(request.session_hash):  # Stop pressed while it waited its turn
             run.stop()
         started_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
-        shown: dict[str, int] = {}
+        shown: dict = {}  # lane key -> version, component -> content last sent
         failure = ""
         try:
             first = True
@@ -118,7 +118,8 @@ class Controller:
                 with run.lock:
                     frame = self._frame(run, shown, first)
                 first = False
-                yield frame
+                if frame:
+                    yield frame
         except Exception as exc:  # an engine bug: say so, keep the page usable
             failure = f"**The comparison failed:** {type(exc).__name__}: {exc}"
         rows = previous + record_dicts(run.records, started_at)
@@ -131,11 +132,13 @@ class Controller:
             page.json: gr.DownloadButton(value=str(json_path), interactive=True),
         }
 
-    def _frame(self, run: LiveRun, shown: dict[str, int], first: bool) -> dict:
-        """Only what changed since the last frame: the browser gets ~10 small diffs a second."""
+    def _frame(self, run: LiveRun, shown: dict, first: bool) -> dict:
+        """Only what changed since the last frame: the browser gets ~10 small diffs a second, and
+        a component whose content is unchanged is not sent (nor re-rendered) at all."""
         page = self.page
         lanes = list(run.lanes.values())
-        frame: dict = {page.status: self._progress(run)}
+        frame: dict = {}
+        self._changed(frame, shown, page.status, self._progress(run))
         for index, slot in enumerate(page.slots):
             lane = lanes[index] if index < len(lanes) else None
             if lane is None:
@@ -146,10 +149,15 @@ class Controller:
                 frame[slot.column] = gr.Column(visible=True)
             if first or shown.get(lane.key) != lane.version:
                 shown[lane.key] = lane.version
-                frame[slot.header] = header_markdown(lane)
-                frame[slot.text] = lane.text
-                frame[slot.metrics] = metrics_markdown(lane)
+                self._changed(frame, shown, slot.header, header_markdown(lane))
+                self._changed(frame, shown, slot.text, lane.text)
+                self._changed(frame, shown, slot.metrics, metrics_markdown(lane))
         return frame
+
+    @staticmethod
+    def _changed(frame: dict, shown: dict, component: Any, value: str) -> None:
+        if shown.get(component) != value:
+            shown[component] = frame[component] = value
 
     def _progress(self, run: LiveRun) -> str:
         mode = "one after another" if run.comparison.request.mode == "sequential" else "all at once"
