@@ -38,7 +38,7 @@ def lane_colors(lanes: Sequence[LaneView]) -> dict[str, str]:
     return colors
 
 
-def _figure(traces: list[dict], title: str, axes: dict[str, dict]) -> PlotData:
+def _figure(traces: list[dict], title: str, axes: dict[str, dict], legend_y: float = -0.2) -> PlotData:
     layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 14}, "x": 0.01},
         "height": HEIGHT,
@@ -47,7 +47,7 @@ def _figure(traces: list[dict], title: str, axes: dict[str, dict]) -> PlotData:
         "plot_bgcolor": "white",
         "font": {"color": "#2a3f5f"},
         "hovermode": "closest",
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0, "font": {"size": 11}},
+        "legend": {"orientation": "h", "yanchor": "top", "y": legend_y, "x": 0, "font": {"size": 11}},
         "uirevision": "keep",  # keep zoom / hidden traces across refreshes
         **{name: {**AXIS, **axis} for name, axis in axes.items()},
     }
@@ -112,7 +112,7 @@ def utilization_figure(samples: Sequence[Sample], t0: float,
                    "title": {"text": "seconds since the comparison started"}},
         "yaxis2": {"anchor": "x2", "domain": [0, 0.36], "rangemode": "tozero",
                    "title": {"text": "memory (MB)"}},
-    })
+    }, legend_y=-0.3)  # below the x-axis title
 
 
 def _keys(samples: Sequence[Sample], attribute: str) -> list[str]:
