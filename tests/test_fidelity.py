@@ -131,6 +131,7 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
             assert row["page_attached"] is (path == "page"), path
     # the page's and the API's runs went through the app, with the same text as headless (greedy)
     assert {r["text"] for r in by_path["page"]} == {r["text"] for r in by_path["engine"]}
+    assert len({r["prompt_tokens"] for path in ("engine", "api", "page") for r in by_path[path]}) == 1
     summary = data["summary"][0]
     assert summary["backend"] == "onnxruntime-genai"
     for ratio in ("engine/native", "api/engine", "page/engine"):

@@ -38,7 +38,7 @@ from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec
 from playground.engine.threads import THREADS_ENV, thread_budget, worker_env
-from playground.models.chat import render_prompt
+from playground.models.chat import DEFAULT_SYSTEM_PROMPT, render_prompt
 from playground.models.resolve import resolve_model
 from playground.paths import DEMO_MODEL_ID, REPO_ROOT, cache_dir
 from playground.settings import GenerationSettings
@@ -59,6 +59,7 @@ class Settings:
     max_new_tokens: int
     warmup: int
     runs: int
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # the page's default: every path gets the same prompt
 
 
 # -- native ------------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def run_native(native: NativeProcess, loaded: dict, templated: str, settings: Se
 
 def run_engine(spec: BackendSpec, pool: WorkerPool, settings: Settings) -> list[dict]:
     request = ComparisonRequest(
-        prompts=[settings.prompt], specs=[spec], model=settings.model,
+        prompts=[settings.prompt], specs=[spec], model=settings.model, system_prompt=settings.system_prompt,
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_eos=False),
         warmup=settings.warmup, runs=settings.runs,
     )
@@ -175,7 +176,8 @@ def run_api(client: Any, spec: BackendSpec, settings: Settings) -> list[dict]:
     text = ":".join([spec.backend, spec.device, spec.precision])
     answer = client.predict(
         prompt=settings.prompt, backends=text, model=settings.model, max_new_tokens=settings.max_new_tokens,
-        stop_at_eos=False, mode="sequential", warmup=settings.warmup, runs=settings.runs, api_name="/compare",
+        stop_at_eos=False, mode="sequential", warmup=settings.warmup, runs=settings.runs,
+        system_prompt=settings.system_prompt, api_name="/compare",
     )
     if not answer.get("ok"):
         raise RuntimeError(f"/compare failed: {answer.get('error') or answer.get('records')}")
@@ -218,6 +220,7 @@ class PageDriver:
             self._checkbox(f"#{card}", card == f"pick-{spec.backend}")
         if self._configured.get("settings") != settings:
             page.locator("#prompt textarea").fill(settings.prompt)
+            page.locator("#system-prompt textarea").fill(settings.system_prompt)
             self._number("#max-new-tokens", settings.max_new_tokens)
             self._checkbox("#stop-at-eos", False)
             page.get_by_label("one after another (fair)").check()
@@ -277,7 +280,7 @@ class Bench:
 
     def run(self, log: Callable[[str], None]) -> list[Result]:
         model_dir = resolve_model(self.settings.model).path
-        templated = render_prompt(model_dir, self.settings.prompt, None)
+        templated = render_prompt(model_dir, self.settings.prompt, self.settings.system_prompt)
         for spec in self.specs:
             self._backend(spec, model_dir, templated, log)
         return self.results
