@@ -24,6 +24,8 @@ from playground.ui.panels import header_markdown, metrics_markdown
 from playground.ui.results import export_files, record_dicts, table_rows
 
 UPDATE_INTERVAL_S = 0.1  # at most 10 page updates a second, whatever the backends do
+FAIR_UPDATE_INTERVAL_S = 0.25  # while a backend generates alone (fair mode): 4 a second
+FAIR_METRICS_EVERY_S = 1.0
 # Charts cost the browser a full plotly redraw each: once a second, and only every few seconds
 # while a backend generates alone (the fair mode), so the page does not slow what it measures.
 CHART_EVERY_S = 1.0
@@ -56,7 +58,8 @@ class Controller:
         """``run.updates()`` with the utilization monitor sampling for its whole length."""
         self.monitor.run_started()
         try:
-            yield from run.updates(UPDATE_INTERVAL_S)
+            yield from run.updates(lambda: FAIR_UPDATE_INTERVAL_S if run.generating_alone()
+                                   else UPDATE_INTERVAL_S)
         finally:
             self.monitor.run_ended()
 
@@ -65,22 +68,21 @@ class Controller:
     def wire(self, page: Page) -> None:
         self.page = page
         inputs = [*page.form.components(), page.records, *page.picker_components()]
-        outputs = [page.status, *page.slot_components(), page.table, page.records, page.csv, page.json]
+        # The charts ride on the run's own stream (no timer round trips while a backend is measured).
+        outputs = [page.status, *page.slot_components(), page.table, page.records, page.csv, page.json,
+                   page.tokens_plot, page.util_plot, page.util_note]
         started = page.run.click(
-            self.begin, outputs=[page.timer, page.run, page.stop, page.status],
+            self.begin, outputs=[page.run, page.stop, page.status],
             queue=False, api_visibility="private",
         )
         started.then(
             self.run_stream, inputs=inputs, outputs=outputs, concurrency_limit=1,
             concurrency_id="engine", show_progress="hidden", api_visibility="private",
         ).then(
-            self.finish, outputs=[page.timer, page.run, page.stop, page.tokens_plot, page.util_plot,
-                                  page.util_note],
+            self.finish, outputs=[page.run, page.stop, page.tokens_plot, page.util_plot, page.util_note],
             api_visibility="private", show_progress="hidden", concurrency_limit=None,
         )
         page.stop.click(self.stop, outputs=[page.status], queue=False, api_visibility="private")
-        page.timer.tick(self.refresh, outputs=[page.tokens_plot, page.util_plot, page.util_note],
-                        concurrency_limit=None, show_progress="hidden", api_visibility="private")
         page.clear.click(self.clear, outputs=[page.records, page.table, page.csv, page.json],
                          queue=False, api_visibility="private")
         page.blocks.unload(self.close_session)
@@ -89,7 +91,7 @@ class Controller:
 
     def begin(self, request: gr.Request) -> tuple:
         self.sessions.uncancel(request.session_hash)
-        return (gr.Timer(active=True), gr.Button(interactive=False), gr.Button(interactive=True),
+        return (gr.Button(interactive=False), gr.Button(interactive=True),
                 "Starting… (when another comparison is running on this machine, this one waits its turn)")
 
     def run_stream(self, request: gr.Request, *values: Any) -> Iterator[dict]:
@@ -117,6 +119,7 @@ class Controller:
             for _ in self.measured(run):
                 with run.lock:
                     frame = self._frame(run, shown, first)
+                frame.update(self._charts_due(run))
                 first = False
                 if frame:
                     yield frame
@@ -151,7 +154,15 @@ class Controller:
                 shown[lane.key] = lane.version
                 self._changed(frame, shown, slot.header, header_markdown(lane))
                 self._changed(frame, shown, slot.text, lane.text)
-                self._changed(frame, shown, slot.metrics, metrics_markdown(lane))
+                # Live figures while a backend generates alone: once a second (the text streams on).
+                now = time.monotonic()
+                quiet = lane.state == "generating" and run.generating_alone()
+                if (not quiet or shown.get((lane.key, "state")) != lane.state
+                        or now - shown.get((lane.key, "metrics_at"), 0.0) >= FAIR_METRICS_EVERY_S):
+                    shown[(lane.key, "state")], shown[(lane.key, "metrics_at")] = lane.state, now
+                    self._changed(frame, shown, slot.metrics, metrics_markdown(lane))
+                else:
+                    shown[lane.key] = None  # metrics still owed: look at this lane again next frame
         return frame
 
     @staticmethod
@@ -179,8 +190,7 @@ class Controller:
 
     def finish(self, request: gr.Request) -> tuple:
         figures = self._figures(self.sessions.get(request.session_hash))
-        return (gr.Timer(active=False), gr.Button(interactive=True), gr.Button(interactive=False),
-                *figures)
+        return (gr.Button(interactive=True), gr.Button(interactive=False), *figures)
 
     def stop(self, request: gr.Request) -> str:
         run = self.sessions.get(request.session_hash)
@@ -190,16 +200,15 @@ class Controller:
         run.stop()
         return "Stopping…"
 
-    def refresh(self, request: gr.Request) -> tuple:
-        run = self.sessions.get(request.session_hash)
-        if run is None:
-            return gr.skip(), gr.skip(), gr.skip()
+    def _charts_due(self, run: LiveRun) -> dict:
+        """Both charts when their cadence says so (slower while a backend generates alone)."""
         every = FAIR_CHART_EVERY_S if run.generating_alone() else CHART_EVERY_S
         now = time.monotonic()
         if now - run.charts_drawn_at < every:
-            return gr.skip(), gr.skip(), gr.skip()
+            return {}
         run.charts_drawn_at = now
-        return self._figures(run)
+        page = self.page
+        return dict(zip((page.tokens_plot, page.util_plot, page.util_note), self._figures(run), strict=True))
 
     def _figures(self, run: LiveRun | None) -> tuple:
         if run is None:

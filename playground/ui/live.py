@@ -152,8 +152,12 @@ class LiveRun:
             raise self.failure
         return self.comparison.records
 
-    def updates(self, interval_s: float = 0.1) -> Iterator[None]:
-        """Yield whenever lanes changed, at most once per ``interval_s``, and once at the end."""
+    def updates(self, interval_s: float | Callable[[], float] = 0.1,
+                heartbeat_s: float = 1.0) -> Iterator[None]:
+        """Yield whenever lanes changed, at most once per ``interval_s`` (a number, or a callable
+        asked each time), at least every ``heartbeat_s`` (the charts move on while nothing
+        streams, e.g. during loading), and once at the end."""
+        interval = interval_s if callable(interval_s) else (lambda: interval_s)
         thread = threading.Thread(target=self._background, name="comparison", daemon=True)
         thread.start()
         try:
@@ -163,11 +167,10 @@ class LiveRun:
                 if delay > 0:
                     time.sleep(delay)
                 with self._changed:
-                    if not self._changed.wait_for(lambda: self._dirty or self.finished, timeout=1.0):
-                        continue
+                    self._changed.wait_for(lambda: self._dirty or self.finished, timeout=heartbeat_s)
                     self._dirty = False
                     finished = self.finished
-                next_at = time.monotonic() + interval_s
+                next_at = time.monotonic() + interval()
                 yield
                 if finished:
                     break

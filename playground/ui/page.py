@@ -15,7 +15,6 @@ from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
 MAX_PANELS = 6
-CHART_REFRESH_S = 0.5  # the timer asks; the controller redraws at its own cadence (charts' cost)
 
 # The demo model learnt Python's reference manual and stdlib docs as Q&A: ask it that kind of thing.
 EXAMPLES = [
@@ -88,7 +87,6 @@ class Page:
     run: gr.Button
     stop: gr.Button
     clear: gr.Button
-    timer: gr.Timer
     tokens_plot: gr.Plot
     util_plot: gr.Plot
     util_note: gr.Markdown
@@ -175,10 +173,9 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
-        timer = gr.Timer(CHART_REFRESH_S, active=False)
     form = Form(prompt, system_prompt, model, max_new_tokens, decoding, temperature, top_p, seed,
                 stop_at_eos, mode, warmup, runs)
-    return Page(blocks, form, picker, slots, status, run, stop, clear, timer, tokens_plot, util_plot,
+    return Page(blocks, form, picker, slots, status, run, stop, clear, tokens_plot, util_plot,
                 util_note, table, records, csv, json)
 
 
