@@ -44,6 +44,9 @@ class ComparisonRequest:
     flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
     allow_local_paths: bool = True  # False for requests coming from a shared web page
     page_attached: bool = False  # a browser page streams this run (recorded: it competes for CPU)
+    # Sequential mode: pause this long before each run, so a page renders the last run's result
+    # while nothing is measured (0 headless: nothing to draw).
+    settle_s: float = 0.0
     # A different interpreter per backend (e.g. a separate venv for the NPU library).
     worker_python: dict[str, str] = field(default_factory=dict)
 
@@ -272,6 +275,10 @@ class _Lane:
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
         if len(self.comparison.prompts) > 1:
             label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
+        settle = self.request.settle_s if self.request.mode == "sequential" else 0.0
+        if settle:  # announce first, then let the page draw while nothing is being measured
+            yield self._state("generating", label)
+            time.sleep(settle)
         try:
             self.worker.send(
                 "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
@@ -279,7 +286,9 @@ class _Lane:
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
-        yield self._state("generating", label)
+        self.last_heard = time.monotonic()
+        if not settle:
+            yield self._state("generating", label)
 
     def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)

@@ -26,6 +26,11 @@ from playground.ui.results import export_files, record_dicts, table_rows
 UPDATE_INTERVAL_S = 0.1  # at most 10 page updates a second, whatever the backends do
 FAIR_UPDATE_INTERVAL_S = 0.25  # while a backend generates alone (fair mode): 4 a second
 FAIR_METRICS_EVERY_S = 1.0
+# The fair mode with a page: the engine pauses before each run while the page draws the last one's
+# result, and the page sends nothing in a run's first quarter second (a short run is never drawn over).
+PAGE_SETTLE_S = 0.5
+PAGE_DRAW_S = 0.3  # > FAIR_UPDATE_INTERVAL_S: the frame announcing the run always fits in
+FAIR_FIRST_FRAME_S = 0.25
 # Charts cost the browser a full plotly redraw each: once a second, and only every few seconds
 # while a backend generates alone (the fair mode), so the page does not slow what it measures.
 CHART_EVERY_S = 1.0
@@ -52,6 +57,7 @@ class Controller:
         ``page_attached``: a browser page streams this run (the records say so; the API's do not)."""
         request = form.request(specs, self.options)
         request.page_attached = page_attached
+        request.settle_s = PAGE_SETTLE_S if page_attached else 0.0
         return LiveRun(request, on_worker=self.monitor.on_worker, pool=self.pool)
 
     def measured(self, run: LiveRun) -> Iterator[None]:
@@ -117,6 +123,9 @@ class Controller:
         try:
             first = True
             for _ in self.measured(run):
+                hold = run.quiet_for(PAGE_SETTLE_S, PAGE_DRAW_S, FAIR_FIRST_FRAME_S)
+                if hold > 0:
+                    time.sleep(hold)
                 with run.lock:
                     frame = self._frame(run, shown, first)
                 frame.update(self._charts_due(run))

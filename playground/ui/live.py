@@ -44,6 +44,7 @@ class LaneView:
     record: RunRecord | None = None
     error: str = ""
     version: int = 0
+    generating_since: float = 0.0  # app-side monotonic time of the last "generating" state
 
     @classmethod
     def for_spec(cls, spec: BackendSpec) -> LaneView:
@@ -62,6 +63,8 @@ class LaneView:
                 self.first_tokens_s = event.elapsed_s
             self.points.append((event.elapsed_s, event.tokens))
         elif event.kind in ("state", "error"):
+            if event.state == "generating":
+                self.generating_since = time.monotonic()
             self.state = event.state or self.state
             self.message = event.message
             if event.kind == "error":
@@ -183,6 +186,19 @@ class LiveRun:
     def _background(self) -> None:
         with contextlib.suppress(BaseException):  # kept in self.failure for the page
             self.run_to_end()
+
+    def quiet_for(self, settle_s: float, draw_s: float, first_s: float) -> float:
+        """Seconds the page should wait before its next frame. The engine announces a run
+        ``settle_s`` before starting it: the page draws in the first ``draw_s`` of that pause, then
+        keeps quiet until the run has had ``first_s`` to itself (a short run is never drawn over)."""
+        if not self.generating_alone():
+            return 0.0
+        since = max((lane.generating_since for lane in self.lanes.values() if lane.state == "generating"),
+                    default=0.0)
+        elapsed = time.monotonic() - since
+        if elapsed < draw_s:
+            return 0.0
+        return max(0.0, settle_s + first_s - elapsed)
 
     def generating_alone(self) -> bool:
         """A backend is generating in the fair (sequential) mode: the page should keep quiet."""
