@@ -277,12 +277,18 @@ class Bench:
     client: Any = None
     driver: PageDriver | None = None
     results: list[Result] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # backend -> why it was not measured
 
     def run(self, log: Callable[[str], None]) -> list[Result]:
         model_dir = resolve_model(self.settings.model).path
         templated = render_prompt(model_dir, self.settings.prompt, self.settings.system_prompt)
         for spec in self.specs:
-            self._backend(spec, model_dir, templated, log)
+            try:
+                self._backend(spec, model_dir, templated, log)
+            except Exception as exc:  # one backend failing must not lose the others' figures
+                message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                self.failures[spec.backend] = message
+                log(f"[{spec.backend}] FAILED: {message}")
         return self.results
 
     def _backend(self, spec: BackendSpec, model_dir: Path, templated: str,
@@ -469,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = bench.run(log)
     summary = summarize(results, modes)
     print(format_table(summary, modes))
+    for backend, message in bench.failures.items():
+        print(f"{backend}: not measured: {message}")
     print(f"\n{len(results)} records in {time.perf_counter() - started:.0f} s; model {args.model}, "
           f"{args.max_new_tokens} new tokens, {args.rounds} rounds x {args.runs} runs "
           f"(+{args.warmup} warm-up), "
@@ -479,11 +487,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": {**vars(settings), "rounds": args.rounds, "modes": modes, "threads": thread_budget(),
                        "cpus": os.cpu_count()},
             "summary": summary,
+            "failures": bench.failures,
             # "path": how the run was driven; "mode" stays the engine's (sequential)
             "records": [{"path": r.mode, "round": r.round, **r.record} for r in results],
         }, indent=2, default=str))
         print(f"wrote {args.json}")
-    return 0
+    return 1 if bench.failures or not results else 0
 
 
 if __name__ == "__main__":
