@@ -125,12 +125,21 @@ def test_run_streams_into_every_panel_then_charts_and_table(page, artifacts: Pat
     assert utilization.get("CPU total", 0) >= 2, utilization
     assert sum(points > 0 for name, points in utilization.items() if name != "CPU total") >= len(lengths), \
         utilization
+    # what the page costs is drawn too: the app's own process and this Chromium
+    assert utilization.get("app (this server)", 0) >= 2 and utilization.get("browser", 0) >= 1, utilization
 
     rows = page.locator("#results-table .virtual-row")  # gradio 6 renders body rows as divs
     assert rows.count() >= len(lengths)
     table = page.locator("#results-table").inner_text()
     assert "agree %" in table and "transformers:cpu:fp32" in table
     assert page.locator("#download-csv").is_enabled()
+    with page.expect_download() as download:
+        page.locator("#download-json").click()
+    records = json.loads(Path(download.value.path()).read_text())
+    assert len(records) >= len(lengths)
+    for record in records:  # measured with this page attached, and said so
+        assert record["page_attached"] is True and record["threads"] >= 1 and record["versions"], record
+        assert "NPU" not in record["device"] or record["device"] in ("NPU", "CPU (NPU library fallback)")
     page.screenshot(path=str(artifacts / "playground.png"), full_page=True)
     if os.environ.get("UPDATE_SCREENSHOT"):  # refresh the README's picture on purpose only
         shutil.copy(artifacts / "playground.png", REPO_ROOT / "assets" / "screenshot.png")

@@ -14,9 +14,11 @@ import pytest
 from tokenizers import Tokenizer
 
 from playground.engine.comparison import Comparison, ComparisonRequest, run_comparison
+from playground.engine.contention import busy_threshold
 from playground.engine.events import LaneEvent
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
+from playground.engine.threads import thread_budget
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.models.tokens import count_prompt_tokens
 from playground.paths import DEMO_MODEL_DIR, REPO_ROOT
@@ -108,9 +110,29 @@ def test_every_run_is_compared_with_the_fp32_reference(all_backends) -> None:
 @pytest.mark.skipif(not NPU_LIBRARY_INSTALLED, reason="run `python scripts/install_npu_library.py` first")
 def test_npu_library_is_labelled_as_its_cpu_fallback(all_backends) -> None:
     comparison, _ = all_backends
-    notes = {r.device_note for r in records_of(comparison, "npu-library")}
+    records = records_of(comparison, "npu-library")
+    notes = {r.device_note for r in records}
     expected = "NPU present" if Path("/dev/accel").exists() else "no NPU: CPU fallback"
     assert notes == {expected}
+    # the result says where it really ran; "NPU" stays the requested device
+    ran_on = "NPU" if expected == "NPU present" else "CPU (NPU library fallback)"
+    assert {r.device for r in records} == {ran_on}
+
+
+def test_records_say_how_they_were_measured(all_backends) -> None:
+    """Thread budget, runtime versions, no page attached headless, others' share of the CPU."""
+    comparison, _ = all_backends
+    budget = thread_budget()
+    for record in comparison.records:
+        assert record.threads == (budget or os.cpu_count()), record.backend
+        assert record.versions and "python" in record.versions, record.backend
+        assert record.page_attached is False
+        assert record.other_cpu_percent is None or 0 <= record.other_cpu_percent <= 100
+        assert record.busy_machine == (record.other_cpu_percent is not None
+                                       and record.other_cpu_percent > busy_threshold(record.threads))
+    versions = {r.backend: r.versions for r in comparison.records}
+    assert versions["transformers"].startswith("transformers ") and "torch" in versions["transformers"]
+    assert versions["onnxruntime-genai"].startswith("onnxruntime-genai ")
 
 
 def test_lanes_report_progress_states(all_backends) -> None:

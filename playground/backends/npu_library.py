@@ -47,6 +47,8 @@ INSTALL_HINT = "run `python scripts/install_npu_library.py`"
 STAMP_NAME = "_playground_install.json"  # written by scripts/install_npu_library.py
 NPU_PRESENT = "NPU present"
 CPU_FALLBACK = "no NPU: CPU fallback"
+# The device a result really ran on when the library fell back (the requested device stays "NPU").
+CPU_FALLBACK_DEVICE = "CPU (NPU library fallback)"
 
 
 def _missing_reason() -> str:
@@ -194,7 +196,7 @@ class NPULibraryBackend(Backend):
             # The head is always kept at fp16 when quantising; say it where it changes the model.
             self.device_note += "; tied LM head untied and kept fp16"
         self.model.eval()
-        self.device = "NPU"
+        self.device = "NPU" if self.device_note == NPU_PRESENT else CPU_FALLBACK_DEVICE
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)
 
     def generate(

@@ -23,6 +23,7 @@ from playground.backends.base import (
     ProgressCallback,
     TokenCallback,
 )
+from playground.engine.threads import thread_budget
 from playground.models.export_errors import load_failure
 from playground.models.exporters import ort_block_size, ort_genai_model
 from playground.settings import GenerationSettings
@@ -100,6 +101,10 @@ class ONNXRuntimeGenAIBackend(Backend):
             config.clear_providers()
             if self.device != "cpu":
                 config.append_provider(self.device)
+            threads = thread_budget()
+            if threads:  # genai_config's session_options, as the model builder writes them
+                config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+                    "intra_op_num_threads": threads}}}}))
             self.model: Any = og.Model(config)
         except RuntimeError as error:
             raise load_failure(self.name, self.precision, model_dir, error) from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from playground.backends.base import DeviceProbe, DeviceUnavailableError
+from playground.engine.threads import thread_budget
 from playground.paths import cache_dir
 
 # Devices an AI PC may expose; the ones missing here are listed with the reason.
@@ -51,6 +52,9 @@ def require_openvino_device(device: str) -> str:
 def latency_config(device: str) -> dict[str, str]:
     """The guide's ov_config: latency hint, one stream, compiled-blob cache on disk."""
     config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+    threads = thread_budget()
+    if device.startswith("CPU") and threads:  # leave the app and the page their core
+        config["INFERENCE_NUM_THREADS"] = str(threads)
     if not device.startswith("CPU"):
         config["CACHE_DIR"] = str(cache_dir("openvino-compiled"))
     return config

@@ -126,9 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     legend = agreement_legend(records)
     if legend:
         print(legend)
+    threads = sorted({r.threads for r in records if r.threads})
     print(
         f"\n{len(records)} records in {time.perf_counter() - started:.1f} s "
-        f"({args.mode}, model {comparison.model.name})"
+        f"({args.mode}, model {comparison.model.name}, "
+        f"threads {', '.join(map(str, threads)) or '-'}, no page attached)"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from multiprocessing.connection import wait
 
 from playground.backends import backend_names
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
+from playground.engine.contention import busy_threshold
 from playground.engine.events import LaneEvent
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
@@ -44,6 +45,10 @@ class ComparisonRequest:
     first_token_timeout_s: float = 900.0  # prefill of a long prompt on a slow device may take minutes
     flush_interval_s: float = 0.05  # how often workers ship token batches (<= 20 / s)
     allow_local_paths: bool = True  # False for requests coming from a shared web page
+    page_attached: bool = False  # a browser page streams this run (recorded: it competes for CPU)
+    # Sequential mode: pause this long before each run, so a page renders the last run's result
+    # while nothing is measured (0 headless: nothing to draw).
+    settle_s: float = 0.0
     # A different interpreter per backend (e.g. a separate venv for the NPU library).
     worker_python: dict[str, str] = field(default_factory=dict)
     # Cap on what the workers may hold together, MB (None: PLAYGROUND_MEMORY_LIMIT_MB, else what
@@ -329,6 +334,10 @@ class _Lane:
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
         if len(self.comparison.prompts) > 1:
             label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
+        settle = self.request.settle_s if self.request.mode == "sequential" else 0.0
+        if settle:  # announce first, then let the page draw while nothing is being measured
+            yield self._state("generating", label)
+            time.sleep(settle)
         try:
             self.worker.send(
                 "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
@@ -336,7 +345,9 @@ class _Lane:
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
-        yield self._state("generating", label)
+        self.last_heard = time.monotonic()
+        if not settle:
+            yield self._state("generating", label)
 
     def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)
@@ -363,8 +374,14 @@ class _Lane:
             mode=self.request.mode,
             device_note=info.get("device_note", ""),
             error=error,
+            threads=info.get("threads"),
+            versions=info.get("versions", ""),
+            page_attached=self.request.page_attached,
         )
         if result:
+            record.other_cpu_percent = result.get("other_cpu_percent")
+            if record.other_cpu_percent is not None and record.threads:
+                record.busy_machine = record.other_cpu_percent > busy_threshold(record.threads)
             for name in (
                 "prompt_tokens",
                 "new_tokens",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.engine.oom import WorkerCgroup, judge_exit, read_vmstat_oom_kills
+from playground.engine.threads import thread_budget, worker_env
 from playground.engine.worker import ADDRESS_ENV, AUTHKEY_ENV
 from playground.paths import REPO_ROOT, cache_dir
 
@@ -57,6 +58,7 @@ class WorkerProcess:
         self.log_path: Path = log_dir / f"worker-{safe}-{os.getpid()}-{time.time_ns()}.log"
         child_env = {
             **os.environ,
+            **worker_env(thread_budget()),  # the same budget headless and with the page open
             **(env or {}),
             ADDRESS_ENV: f"{host}:{port}",
             AUTHKEY_ENV: authkey.hex(),

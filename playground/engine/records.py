@@ -56,6 +56,13 @@ class RunRecord:
     text_similarity: float | None = None  # 0-1, word-level similarity of the two texts
     agreement_flag: bool = False  # far below its peers: the answer is likely broken
     agreement_note: str = ""  # why flagged, "reference", or what limits the numbers
+    # How the figures were taken (issue 9): the runtimes' thread budget, their versions, whether a
+    # browser page was streaming this run, and how much of the machine everything else used.
+    threads: int | None = None
+    versions: str = ""
+    page_attached: bool = False
+    other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
+    busy_machine: bool = False  # others took more than the budget leaves free: figures understate
     extra: dict = field(default_factory=dict)
 
     @property

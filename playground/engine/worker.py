@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import queue
 import sys
 import threading
@@ -18,6 +19,9 @@ from collections.abc import Sequence
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
+
+from playground.engine.contention import OtherLoad
+from playground.engine.threads import recorded_threads, thread_budget
 
 AUTHKEY_ENV = "PLAYGROUND_WORKER_AUTHKEY"
 ADDRESS_ENV = "PLAYGROUND_WORKER_ADDRESS"
@@ -102,9 +106,12 @@ class Worker:
         self.backend.load(Path(model_dir), device, precision, self.report_progress)
         total = time.perf_counter() - started
         convert_s = convert_cache.take_conversion_seconds()
+        threads = thread_budget()
         self.send(
             "loaded",
             {
+                "threads": recorded_threads(threads),
+                "versions": f"{probe.version}; python {platform.python_version()}",
                 "load_s": total - convert_s,
                 "convert_s": convert_s,
                 "device": self.backend.device,
@@ -126,8 +133,10 @@ class Worker:
         meter = TokenMeter(
             lambda text, count, at: self.send("tokens", text, count, at), self.stop, flush_interval
         )
+        others = OtherLoad.start()
         output = self.backend.generate(prompt, generation, meter)
         finished = time.perf_counter()
+        other_cpu = others.percent()
         meter.flush(finished)
         self.send(
             "result",
@@ -140,6 +149,7 @@ class Worker:
                 "text": meter.text,
                 "token_ids": meter.ids,
                 "prompt_ids_digest": _digest(output.prompt_ids),
+                "other_cpu_percent": other_cpu,
             },
         )
 

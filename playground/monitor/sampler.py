@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from playground.monitor.base import ReaderStatus, UtilizationReader
+from playground.monitor.browser import LABEL as BROWSER_LABEL
+from playground.monitor.browser import BrowserProcesses
 from playground.monitor.detect import detect_readers
 from playground.monitor.processes import ProcessTable
 from playground.monitor.samples import DeviceSample, ProcessSample, Sample
@@ -32,9 +34,11 @@ class Monitor:
         rate_hz: float = 4.0,
         history_s: float = 600.0,
         readers: Sequence[UtilizationReader] | None = None,
+        track_browser: bool = False,
     ) -> None:
         """``readers=None`` probes the machine (``detect_readers``) on first need; pass a list
-        (possibly empty) to choose them yourself."""
+        (possibly empty) to choose them yourself. ``track_browser`` adds the summed share of every
+        browser process on this machine under the label ``browser``."""
         if rate_hz <= 0:
             raise ValueError("rate_hz must be > 0")
         self.rate_hz = rate_hz
@@ -53,6 +57,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._cpu: CpuUsage | None = None
         self._cpu_time_s = 0.0
+        self._browser = BrowserProcesses() if track_browser else None
         self.ticks = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -198,6 +203,10 @@ class Monitor:
         total, per_core = self._cpu.read()
         mem_percent, mem_used_mb = memory()
         processes = self._procs.read()
+        if self._browser is not None:
+            browser = self._browser.read()
+            if browser is not None:
+                processes[BROWSER_LABEL] = browser
         devices = self._read_devices()
         _attach_device_shares(processes, devices)
         sample = Sample(

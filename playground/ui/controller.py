@@ -24,6 +24,17 @@ from playground.ui.panels import header_markdown, metrics_markdown
 from playground.ui.results import export_files, record_dicts, table_rows
 
 UPDATE_INTERVAL_S = 0.1  # at most 10 page updates a second, whatever the backends do
+FAIR_UPDATE_INTERVAL_S = 0.25  # while a backend generates alone (fair mode): 4 a second
+FAIR_METRICS_EVERY_S = 1.0
+# The fair mode with a page: the engine pauses before each run while the page draws the last one's
+# result, and the page sends nothing in a run's first quarter second (a short run is never drawn over).
+PAGE_SETTLE_S = 0.5
+PAGE_DRAW_S = 0.3  # > FAIR_UPDATE_INTERVAL_S: the frame announcing the run always fits in
+FAIR_FIRST_FRAME_S = 0.25
+# Charts cost the browser a full plotly redraw each: once a second, and only every few seconds
+# while a backend generates alone (the fair mode), so the page does not slow what it measures.
+CHART_EVERY_S = 1.0
+FAIR_CHART_EVERY_S = 3.0
 USER_ERRORS = (SettingsError, ModelNotFoundError)
 FORM_FIELDS = len(RunForm.__dataclass_fields__)
 
@@ -40,15 +51,21 @@ class Controller:
         self.monitor = monitor
         self.sessions = Sessions()
 
-    def start(self, form: RunForm, specs: list[BackendSpec]) -> LiveRun:
-        """Validate and create the comparison; raises USER_ERRORS with the message to show."""
-        return LiveRun(form.request(specs, self.options), on_worker=self.monitor.on_worker, pool=self.pool)
+    def start(self, form: RunForm, specs: list[BackendSpec], page_attached: bool = False) -> LiveRun:
+        """Validate and create the comparison; raises USER_ERRORS with the message to show.
+
+        ``page_attached``: a browser page streams this run (the records say so; the API's do not)."""
+        request = form.request(specs, self.options)
+        request.page_attached = page_attached
+        request.settle_s = PAGE_SETTLE_S if page_attached else 0.0
+        return LiveRun(request, on_worker=self.monitor.on_worker, pool=self.pool)
 
     def measured(self, run: LiveRun) -> Iterator[None]:
         """``run.updates()`` with the utilization monitor sampling for its whole length."""
         self.monitor.run_started()
         try:
-            yield from run.updates(UPDATE_INTERVAL_S)
+            yield from run.updates(lambda: FAIR_UPDATE_INTERVAL_S if run.generating_alone()
+                                   else UPDATE_INTERVAL_S)
         finally:
             self.monitor.run_ended()
 
@@ -57,22 +74,21 @@ class Controller:
     def wire(self, page: Page) -> None:
         self.page = page
         inputs = [*page.form.components(), page.records, *page.picker_components()]
-        outputs = [page.status, *page.slot_components(), page.table, page.records, page.csv, page.json]
+        # The charts ride on the run's own stream (no timer round trips while a backend is measured).
+        outputs = [page.status, *page.slot_components(), page.table, page.records, page.csv, page.json,
+                   page.tokens_plot, page.util_plot, page.util_note]
         started = page.run.click(
-            self.begin, outputs=[page.timer, page.run, page.stop, page.status],
+            self.begin, outputs=[page.run, page.stop, page.status],
             queue=False, api_visibility="private",
         )
         started.then(
             self.run_stream, inputs=inputs, outputs=outputs, concurrency_limit=1,
             concurrency_id="engine", show_progress="hidden", api_visibility="private",
         ).then(
-            self.finish, outputs=[page.timer, page.run, page.stop, page.tokens_plot, page.util_plot,
-                                  page.util_note],
+            self.finish, outputs=[page.run, page.stop, page.tokens_plot, page.util_plot, page.util_note],
             api_visibility="private", show_progress="hidden", concurrency_limit=None,
         )
         page.stop.click(self.stop, outputs=[page.status], queue=False, api_visibility="private")
-        page.timer.tick(self.refresh, outputs=[page.tokens_plot, page.util_plot, page.util_note],
-                        concurrency_limit=None, show_progress="hidden", api_visibility="private")
         page.clear.click(self.clear, outputs=[page.records, page.table, page.csv, page.json],
                          queue=False, api_visibility="private")
         for component in page.picker_components():  # the reference choices follow the selection
@@ -92,7 +108,7 @@ class Controller:
 
     def begin(self, request: gr.Request) -> tuple:
         self.sessions.uncancel(request.session_hash)
-        return (gr.Timer(active=True), gr.Button(interactive=False), gr.Button(interactive=True),
+        return (gr.Button(interactive=False), gr.Button(interactive=True),
                 "Starting… (when another comparison is running on this machine, this one waits its turn)")
 
     def run_stream(self, request: gr.Request, *values: Any) -> Iterator[dict]:
@@ -105,7 +121,7 @@ class Controller:
                 raise SettingsError(f"Pick at most {MAX_PANELS} backends at once.")
             if needs_download(form.model):  # can take minutes: say so before it starts
                 yield {page.status: f"Downloading {form.model!r} from the Hugging Face hub…"}
-            run = self.start(form, specs)
+            run = self.start(form, specs, page_attached=True)
         except USER_ERRORS as exc:
             yield {page.status: f"**Cannot run:** {exc}"}
             return
@@ -113,15 +129,20 @@ class Controller:
         if self.sessions.take_cancel(request.session_hash):  # Stop pressed while it waited its turn
             run.stop()
         started_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
-        shown: dict[str, int] = {}
+        shown: dict = {}  # lane key -> version, component -> content last sent
         failure = ""
         try:
             first = True
             for _ in self.measured(run):
+                hold = run.quiet_for(PAGE_SETTLE_S, PAGE_DRAW_S, FAIR_FIRST_FRAME_S)
+                if hold > 0:
+                    time.sleep(hold)
                 with run.lock:
                     frame = self._frame(run, shown, first)
+                frame.update(self._charts_due(run))
                 first = False
-                yield frame
+                if frame:
+                    yield frame
         except Exception as exc:  # an engine bug: say so, keep the page usable
             failure = f"**The comparison failed:** {type(exc).__name__}: {exc}"
         rows = previous + record_dicts(run.records, started_at)
@@ -134,11 +155,13 @@ class Controller:
             page.json: gr.DownloadButton(value=str(json_path), interactive=True),
         }
 
-    def _frame(self, run: LiveRun, shown: dict[str, int], first: bool) -> dict:
-        """Only what changed since the last frame: the browser gets ~10 small diffs a second."""
+    def _frame(self, run: LiveRun, shown: dict, first: bool) -> dict:
+        """Only what changed since the last frame: the browser gets ~10 small diffs a second, and
+        a component whose content is unchanged is not sent (nor re-rendered) at all."""
         page = self.page
         lanes = list(run.lanes.values())
-        frame: dict = {page.status: self._progress(run)}
+        frame: dict = {}
+        self._changed(frame, shown, page.status, self._progress(run))
         for index, slot in enumerate(page.slots):
             lane = lanes[index] if index < len(lanes) else None
             if lane is None:
@@ -149,10 +172,23 @@ class Controller:
                 frame[slot.column] = gr.Column(visible=True)
             if first or shown.get(lane.key) != lane.version:
                 shown[lane.key] = lane.version
-                frame[slot.header] = header_markdown(lane)
-                frame[slot.text] = lane.text
-                frame[slot.metrics] = metrics_markdown(lane)
+                self._changed(frame, shown, slot.header, header_markdown(lane))
+                self._changed(frame, shown, slot.text, lane.text)
+                # Live figures while a backend generates alone: once a second (the text streams on).
+                now = time.monotonic()
+                quiet = lane.state == "generating" and run.generating_alone()
+                if (not quiet or shown.get((lane.key, "state")) != lane.state
+                        or now - shown.get((lane.key, "metrics_at"), 0.0) >= FAIR_METRICS_EVERY_S):
+                    shown[(lane.key, "state")], shown[(lane.key, "metrics_at")] = lane.state, now
+                    self._changed(frame, shown, slot.metrics, metrics_markdown(lane))
+                else:
+                    shown[lane.key] = None  # metrics still owed: look at this lane again next frame
         return frame
+
+    @staticmethod
+    def _changed(frame: dict, shown: dict, component: Any, value: str) -> None:
+        if shown.get(component) != value:
+            shown[component] = frame[component] = value
 
     def _progress(self, run: LiveRun) -> str:
         mode = "one after another" if run.comparison.request.mode == "sequential" else "all at once"
@@ -177,8 +213,7 @@ class Controller:
 
     def finish(self, request: gr.Request) -> tuple:
         figures = self._figures(self.sessions.get(request.session_hash))
-        return (gr.Timer(active=False), gr.Button(interactive=True), gr.Button(interactive=False),
-                *figures)
+        return (gr.Button(interactive=True), gr.Button(interactive=False), *figures)
 
     def stop(self, request: gr.Request) -> str:
         run = self.sessions.get(request.session_hash)
@@ -188,11 +223,15 @@ class Controller:
         run.stop()
         return "Stopping…"
 
-    def refresh(self, request: gr.Request) -> tuple:
-        run = self.sessions.get(request.session_hash)
-        if run is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return self._figures(run)
+    def _charts_due(self, run: LiveRun) -> dict:
+        """Both charts when their cadence says so (slower while a backend generates alone)."""
+        every = FAIR_CHART_EVERY_S if run.generating_alone() else CHART_EVERY_S
+        now = time.monotonic()
+        if now - run.charts_drawn_at < every:
+            return {}
+        run.charts_drawn_at = now
+        page = self.page
+        return dict(zip((page.tokens_plot, page.util_plot, page.util_note), self._figures(run), strict=True))
 
     def _figures(self, run: LiveRun | None) -> tuple:
         if run is None:

@@ -44,6 +44,7 @@ class LaneView:
     record: RunRecord | None = None
     error: str = ""
     version: int = 0
+    generating_since: float = 0.0  # app-side monotonic time of the last "generating" state
 
     @classmethod
     def for_spec(cls, spec: BackendSpec) -> LaneView:
@@ -62,6 +63,8 @@ class LaneView:
                 self.first_tokens_s = event.elapsed_s
             self.points.append((event.elapsed_s, event.tokens))
         elif event.kind in ("state", "error"):
+            if event.state == "generating":
+                self.generating_since = time.monotonic()
             self.state = event.state or self.state
             self.message = event.message
             if event.kind == "error":
@@ -128,6 +131,7 @@ class LiveRun:
         self._dirty = False
         self.finished = False
         self.failure: BaseException | None = None
+        self.charts_drawn_at = 0.0  # monotonic time the page last got the charts (their cadence)
 
     def _on_worker(self, key: str, pid: int, started: bool) -> None:
         lane = self.lanes.get(key)
@@ -156,8 +160,12 @@ class LiveRun:
             raise self.failure
         return self.comparison.records
 
-    def updates(self, interval_s: float = 0.1) -> Iterator[None]:
-        """Yield whenever lanes changed, at most once per ``interval_s``, and once at the end."""
+    def updates(self, interval_s: float | Callable[[], float] = 0.1,
+                heartbeat_s: float = 1.0) -> Iterator[None]:
+        """Yield whenever lanes changed, at most once per ``interval_s`` (a number, or a callable
+        asked each time), at least every ``heartbeat_s`` (the charts move on while nothing
+        streams, e.g. during loading), and once at the end."""
+        interval = interval_s if callable(interval_s) else (lambda: interval_s)
         thread = threading.Thread(target=self._background, name="comparison", daemon=True)
         thread.start()
         try:
@@ -167,11 +175,10 @@ class LiveRun:
                 if delay > 0:
                     time.sleep(delay)
                 with self._changed:
-                    if not self._changed.wait_for(lambda: self._dirty or self.finished, timeout=1.0):
-                        continue
+                    self._changed.wait_for(lambda: self._dirty or self.finished, timeout=heartbeat_s)
                     self._dirty = False
                     finished = self.finished
-                next_at = time.monotonic() + interval_s
+                next_at = time.monotonic() + interval()
                 yield
                 if finished:
                     break
@@ -184,6 +191,24 @@ class LiveRun:
     def _background(self) -> None:
         with contextlib.suppress(BaseException):  # kept in self.failure for the page
             self.run_to_end()
+
+    def quiet_for(self, settle_s: float, draw_s: float, first_s: float) -> float:
+        """Seconds the page should wait before its next frame. The engine announces a run
+        ``settle_s`` before starting it: the page draws in the first ``draw_s`` of that pause, then
+        keeps quiet until the run has had ``first_s`` to itself (a short run is never drawn over)."""
+        if not self.generating_alone():
+            return 0.0
+        since = max((lane.generating_since for lane in self.lanes.values() if lane.state == "generating"),
+                    default=0.0)
+        elapsed = time.monotonic() - since
+        if elapsed < draw_s:
+            return 0.0
+        return max(0.0, settle_s + first_s - elapsed)
+
+    def generating_alone(self) -> bool:
+        """A backend is generating in the fair (sequential) mode: the page should keep quiet."""
+        return self.comparison.request.mode == "sequential" and any(
+            lane.state == "generating" for lane in self.lanes.values())
 
     def stop(self) -> None:
         self.comparison.stop()

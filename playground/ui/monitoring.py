@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from playground.monitor import Monitor, Sample
 
 RATE_HZ = 4.0
+APP_LABEL = "app (this server)"
+PAGE_COST_NOTE = (f"`{APP_LABEL}` is the web app's own process; `browser` sums every browser process on "
+                  "this machine (all its tabs) — what showing the page costs.")
 
 
 class RunMonitor:
@@ -16,7 +20,8 @@ class RunMonitor:
     """
 
     def __init__(self, rate_hz: float = RATE_HZ) -> None:
-        self.monitor = Monitor(rate_hz=rate_hz)
+        self.monitor = Monitor(rate_hz=rate_hz, track_browser=True)
+        self.monitor.watch(os.getpid(), APP_LABEL)
         self._lock = threading.Lock()
         self._runs = 0
 
@@ -46,7 +51,7 @@ class RunMonitor:
         statuses = self.monitor.readers
         active = [s.name for s in statuses if s.active]
         inactive = [s.reason for s in statuses if not s.active]
-        parts = []
+        parts = [PAGE_COST_NOTE]
         if active:
             parts.append("Device readers: " + ", ".join(active) + ".")
         if inactive:

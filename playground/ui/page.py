@@ -16,7 +16,6 @@ from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
 MAX_PANELS = 6
-CHART_REFRESH_S = 0.3  # ~3 redraws a second while anything runs
 
 # For a real chat model (SmolLM2 and up): short questions with checkable answers.
 CHAT_EXAMPLES = [
@@ -100,7 +99,6 @@ class Page:
     run: gr.Button
     stop: gr.Button
     clear: gr.Button
-    timer: gr.Timer
     tokens_plot: gr.Plot
     util_plot: gr.Plot
     util_note: gr.Markdown
@@ -163,7 +161,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     stop_at_eos = gr.Checkbox(True, label="Stop at end of sequence",
                                               info="off: always generate max new tokens",
                                               elem_id="stop-at-eos")
-                with gr.Accordion("More settings", open=False):
+                with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
                         temperature = gr.Slider(0.01, 2.0, value=0.7, step=0.01, label="Temperature",
                                                 info="sampling only")
@@ -172,8 +170,10 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                     with gr.Row():
                         seed = gr.Number(0, precision=0, label="Seed", minimum=0)
                         warmup = gr.Number(0, precision=0, label="Warm-up runs", minimum=0, maximum=10,
+                                           elem_id="warmup",
                                            info="not recorded; 1 steadies the numbers")
-                        runs = gr.Number(1, precision=0, label="Measured runs", minimum=1, maximum=100)
+                        runs = gr.Number(1, precision=0, label="Measured runs", minimum=1, maximum=100,
+                                         elem_id="runs")
         gr.Markdown("### Backends\nEach on its own device and precision; what cannot run here says why.")
         with gr.Row(equal_height=True, elem_id="backend-picker"):
             picker = [_picker_card(row) for row in rows]
@@ -194,10 +194,9 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
-        timer = gr.Timer(CHART_REFRESH_S, active=False)
     form = Form(prompt, system_prompt, model, max_new_tokens, decoding, temperature, top_p, seed,
                 stop_at_eos, mode, warmup, runs, reference)
-    return Page(blocks, form, picker, slots, status, run, stop, clear, timer, tokens_plot, util_plot,
+    return Page(blocks, form, picker, slots, status, run, stop, clear, tokens_plot, util_plot,
                 util_note, table, records, csv, json)
 
 

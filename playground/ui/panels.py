@@ -62,6 +62,10 @@ def metrics_markdown(lane: LaneView) -> str:
             record.device_note,
         ])))
         lines.append(agreement_markdown(record))
+        if record.busy_machine:
+            lines.append(f"**Busy machine:** other processes used {record.other_cpu_percent:.0f} % of the "
+                         "CPU during this run, more than the thread budget leaves free; these figures "
+                         "understate the runtime")
     elif lane.tokens:
         lines.append(" · ".join(filter(None, [
             _num("TTFT ≈", lane.first_tokens_s, "s", 2),

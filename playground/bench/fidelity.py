@@ -1,0 +1,499 @@
+"""Fidelity benchmark: does the playground change the numbers it shows?
+
+python -m playground.bench.fidelity --json fidelity.json
+python -m playground.bench.fidelity --backends transformers --max-new-tokens 16 --rounds 1 --runs 1
+
+For every backend, in one invocation and interleaved (the order of the four rotates each round):
+
+- ``native``: the runtime's own loop on the model the adapter loaded (``playground.bench.native``);
+- ``engine``: the engine headless (a Comparison in this process, workers kept loaded);
+- ``api``:    ``/compare`` of a real app on loopback, through ``gradio_client``;
+- ``page``:   the same app's page in headless Chromium (Playwright), Run pressed, records downloaded.
+
+Every mode uses the same prompt, max new tokens (EOS ignored, greedy), warm-up and runs per round,
+thread budget and sequential mode. The table gives medians with their spread (min-max of the
+per-round ratios): engine / native (the engine's overhead), api / engine, page / engine (what the
+page costs), and TTFT differences in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.pool import WorkerPool
+from playground.engine.records import BackendSpec
+from playground.engine.threads import THREADS_ENV, thread_budget, worker_env
+from playground.models.chat import DEFAULT_SYSTEM_PROMPT, render_prompt
+from playground.models.resolve import resolve_model
+from playground.paths import DEMO_MODEL_ID, REPO_ROOT, cache_dir
+from playground.settings import GenerationSettings
+
+MODES = ("native", "engine", "api", "page")
+DEFAULT_PROMPT = "Explain what a Python list is."
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+APP_START_TIMEOUT_S = 240.0
+RUN_TIMEOUT_S = 900.0
+
+
+@dataclass
+class Settings:
+    model: str
+    prompt: str
+    max_new_tokens: int
+    warmup: int
+    runs: int
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # the page's default: every path gets the same prompt
+
+
+# -- native ------------------------------------------------------------------------------------
+
+class NativeProcess:
+    """``python -m playground.bench.native`` for one backend, with the workers' environment."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, **worker_env(thread_budget()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "playground.bench.native"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env=env, cwd=str(cache_dir("workdir")),
+        )
+
+    def call(self, cmd: str, **args: Any) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"native loop process exited ({self.proc.poll()})")
+        answer = json.loads(line)
+        if not answer.pop("ok"):
+            raise RuntimeError(f"native {cmd} failed: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.write('{"cmd": "exit"}\n')  # no answer to wait for
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def run_native(native: NativeProcess, loaded: dict, templated: str, settings: Settings) -> list[dict]:
+    for _ in range(settings.warmup):
+        native.call("generate", prompt=templated, max_new_tokens=settings.max_new_tokens)
+    return [{**loaded, "page_attached": False,
+             **native.call("generate", prompt=templated, max_new_tokens=settings.max_new_tokens)}
+            for _ in range(settings.runs)]
+
+
+# -- engine headless ---------------------------------------------------------------------------
+
+def run_engine(spec: BackendSpec, pool: WorkerPool, settings: Settings) -> list[dict]:
+    request = ComparisonRequest(
+        prompts=[settings.prompt], specs=[spec], model=settings.model, system_prompt=settings.system_prompt,
+        settings=GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_eos=False),
+        warmup=settings.warmup, runs=settings.runs,
+    )
+    comparison = Comparison(request, pool=pool)
+    for _ in comparison.events():
+        pass
+    return [record.to_dict() for record in comparison.records]
+
+
+# -- the app: API and page ---------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class App:
+    """``python app.py`` on loopback in its own process group (its workers go with it)."""
+
+    def __init__(self, model: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        env.pop("GRADIO_SERVER_PORT", None)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(self.port), "--model", model],
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        deadline = time.monotonic() + APP_START_TIMEOUT_S
+        while not self._serving():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"app.py did not start serving:\n{tail}")
+            time.sleep(0.5)
+
+    def _serving(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def run_api(client: Any, spec: BackendSpec, settings: Settings) -> list[dict]:
+    text = ":".join([spec.backend, spec.device, spec.precision])
+    answer = client.predict(
+        prompt=settings.prompt, backends=text, model=settings.model, max_new_tokens=settings.max_new_tokens,
+        stop_at_eos=False, mode="sequential", warmup=settings.warmup, runs=settings.runs,
+        system_prompt=settings.system_prompt, api_name="/compare",
+    )
+    if not answer.get("ok"):
+        raise RuntimeError(f"/compare failed: {answer.get('error') or answer.get('records')}")
+    return answer["records"]
+
+
+class PageDriver:
+    """The live page in headless Chromium, set up and run like a user would."""
+
+    def __init__(self, url: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        if not CHROMIUM.exists():
+            raise RuntimeError("Chromium is missing: install it with `apt-get install -y chromium`")
+        self._playwright = sync_playwright().start()
+        self.browser = self._playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                        args=CHROMIUM_ARGS)
+        self.page = self.browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        self.page.set_default_timeout(60_000)
+        self.page.goto(url)
+        self.page.wait_for_selector("#run-button")
+        self._configured: dict[str, Any] = {}
+
+    def _checkbox(self, selector: str, checked: bool) -> None:
+        box = self.page.locator(f"{selector} input[type=checkbox]")
+        if box.is_checked() != checked:
+            box.click()
+
+    def _number(self, selector: str, value: int) -> None:
+        box = self.page.locator(f"{selector} input[type=number]")
+        box.fill(str(value))
+        box.press("Enter")
+        box.blur()
+
+    def configure(self, spec: BackendSpec, settings: Settings) -> None:
+        page = self.page
+        cards = page.locator('[id^="pick-"]')
+        for index in range(cards.count()):
+            card = cards.nth(index).get_attribute("id") or ""
+            self._checkbox(f"#{card}", card == f"pick-{spec.backend}")
+        if self._configured.get("settings") != settings:
+            page.locator("#prompt textarea").fill(settings.prompt)
+            page.locator("#system-prompt textarea").fill(settings.system_prompt)
+            self._number("#max-new-tokens", settings.max_new_tokens)
+            self._checkbox("#stop-at-eos", False)
+            page.get_by_label("one after another (fair)").check()
+            if not page.locator("#runs input[type=number]").is_visible():
+                page.locator("#more-settings").get_by_text("More settings").click()
+            self._number("#warmup", settings.warmup)
+            self._number("#runs", settings.runs)
+            self._configured["settings"] = settings
+
+    def run(self, spec: BackendSpec, settings: Settings) -> list[dict]:
+        page = self.page
+        self.configure(spec, settings)
+        page.locator("#clear-table").click()
+        page.wait_for_function("() => document.querySelector('#download-json').disabled")
+        page.locator("#run-button").click()
+        page.wait_for_function(
+            """() => { const s = document.querySelector('#run-status').innerText;
+                       return !document.querySelector('#download-json').disabled
+                              || s.includes('Cannot run') || s.includes('failed'); }""",
+            timeout=RUN_TIMEOUT_S * 1000, polling=250,
+        )
+        status = page.locator("#run-status").inner_text()
+        if "Finished" not in status:
+            raise RuntimeError(f"the page's run did not finish: {status}")
+        with page.expect_download() as download:
+            page.locator("#download-json").click()
+        rows = json.loads(Path(download.value.path()).read_text())
+        return [row for row in rows if row.get("backend") == spec.backend]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.browser.close()
+        with contextlib.suppress(Exception):
+            self._playwright.stop()
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    backend: str
+    mode: str
+    round: int
+    record: dict
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    specs: list[BackendSpec]
+    modes: Sequence[str]
+    rounds: int
+    app: App | None = None
+    client: Any = None
+    driver: PageDriver | None = None
+    results: list[Result] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # backend -> why it was not measured
+
+    def run(self, log: Callable[[str], None]) -> list[Result]:
+        model_dir = resolve_model(self.settings.model).path
+        templated = render_prompt(model_dir, self.settings.prompt, self.settings.system_prompt)
+        for spec in self.specs:
+            try:
+                self._backend(spec, model_dir, templated, log)
+            except Exception as exc:  # one backend failing must not lose the others' figures
+                message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                self.failures[spec.backend] = message
+                log(f"[{spec.backend}] FAILED: {message}")
+        return self.results
+
+    def _backend(self, spec: BackendSpec, model_dir: Path, templated: str,
+                 log: Callable[[str], None]) -> None:
+        """Every mode for one backend, interleaved; its loaded processes are closed afterwards."""
+        native = NativeProcess() if "native" in self.modes else None
+        pool = WorkerPool()
+        try:
+            loaded: dict = {}
+            if native is not None:
+                loaded = native.call("load", backend=spec.backend, model_dir=str(model_dir),
+                                     device=spec.device, precision=spec.precision)
+                log(f"[{spec.backend}] native loop loaded on {loaded['device']} {loaded['precision']}")
+            runners: dict[str, Callable[[], list[dict]]] = {
+                "native": lambda: run_native(native, loaded, templated, self.settings),  # type: ignore[arg-type]
+                "engine": lambda: run_engine(spec, pool, self.settings),
+                "api": lambda: run_api(self.client, spec, self.settings),
+                "page": lambda: self.driver.run(spec, self.settings),  # type: ignore[union-attr]
+            }
+            modes = list(self.modes)
+            for round_ in range(self.rounds):
+                shift = round_ % len(modes)
+                for mode in modes[shift:] + modes[:shift]:
+                    started = time.perf_counter()
+                    records = runners[mode]()
+                    self.results += [Result(spec.backend, mode, round_ + 1, record) for record in records]
+                    rates = ", ".join(f"{r.get('decode_tokens_per_s') or 0:,.1f}" for r in records)
+                    log(f"[{spec.backend}] round {round_ + 1} {mode}: {rates} tok/s "
+                        f"({time.perf_counter() - started:.1f} s)")
+        finally:
+            pool.close_all()
+            if native is not None:
+                native.close()
+
+
+def resolve_specs(names: list[str], backends_api: list[dict] | None) -> list[BackendSpec]:
+    """Explicit device and precision (the page's defaults), so every mode reuses one loaded worker."""
+    rows = {row["name"]: row for row in backends_api or []}
+    specs = []
+    for text in names:
+        spec = BackendSpec.parse(text)
+        row = rows.get(spec.backend)
+        if row is not None and not row["usable"]:
+            raise RuntimeError(f"{spec.backend} cannot run here: {row['note']}")
+        specs.append(BackendSpec(spec.backend, spec.device or (row or {}).get("device", ""),
+                                 spec.precision or (row or {}).get("precision", "")))
+    return specs
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _values(results: list[Result], mode: str, name: str, round_: int | None = None) -> list[float]:
+    return [r.record[name] for r in results if r.mode == mode and r.record.get(name) is not None
+            and (round_ is None or r.round == round_)]
+
+
+def summarize(results: list[Result], modes: Sequence[str]) -> list[dict]:
+    """Per backend: median decode tok/s and TTFT per mode, and ratios with per-round spread."""
+    summary = []
+    for backend in dict.fromkeys(r.backend for r in results):
+        mine = [r for r in results if r.backend == backend and not r.record.get("error")]
+        row: dict[str, Any] = {"backend": backend}
+        for mode in modes:
+            rates = _values(mine, mode, "decode_tokens_per_s")
+            ttfts = _values(mine, mode, "ttft_s")
+            row[mode] = {"decode_tokens_per_s": _median(rates), "ttft_s": _median(ttfts), "n": len(rates),
+                         "min": min(rates) if rates else None, "max": max(rates) if rates else None}
+        rounds = sorted({r.round for r in mine})
+        for name, top, bottom in (("engine/native", "engine", "native"), ("api/engine", "api", "engine"),
+                                  ("page/engine", "page", "engine")):
+            if top not in modes or bottom not in modes:
+                continue
+            a, b = row[top]["decode_tokens_per_s"], row[bottom]["decode_tokens_per_s"]
+            per_round = []
+            for round_ in rounds:
+                ra = _median(_values(mine, top, "decode_tokens_per_s", round_))
+                rb = _median(_values(mine, bottom, "decode_tokens_per_s", round_))
+                if ra and rb:
+                    per_round.append(ra / rb)
+            ta, tb = row[top]["ttft_s"], row[bottom]["ttft_s"]
+            row[name] = {"ratio": a / b if a and b else None,
+                         "min": min(per_round) if per_round else None,
+                         "max": max(per_round) if per_round else None,
+                         "ttft_delta_ms": (ta - tb) * 1000 if ta is not None and tb is not None else None}
+        busy = [r for r in mine if r.record.get("busy_machine")]
+        row["busy_runs"] = {mode: sum(r.mode == mode for r in busy) for mode in modes}
+        row["threads"] = next((r.record.get("threads") for r in mine if r.record.get("threads")), None)
+        summary.append(row)
+    return summary
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_table(summary: list[dict], modes: Sequence[str]) -> str:
+    header = ["backend", "threads", *[f"{m} tok/s" for m in modes]]
+    ratio_names = [n for n in ("engine/native", "api/engine", "page/engine")
+                   if any(n in row for row in summary)]
+    header += [f"{n} (min-max)" for n in ratio_names] + [f"TTFT {n} ms" for n in ratio_names]
+    rows = [header]
+    for row in summary:
+        line = [row["backend"], str(row["threads"] or "-")]
+        line += [_fmt(row[m]["decode_tokens_per_s"]) for m in modes]
+        for name in ratio_names:
+            r = row.get(name, {})
+            line.append(f"{_fmt(r.get('ratio'), 3)} ({_fmt(r.get('min'), 2)}-{_fmt(r.get('max'), 2)})")
+        for name in ratio_names:
+            line.append(f"{row.get(name, {}).get('ttft_delta_ms', 0) or 0:+.2f}")
+        rows.append(line)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground.bench.fidelity",
+                                     description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--model", default=DEMO_MODEL_ID)
+    parser.add_argument("--backends", default="", help="comma list of name[:device[:precision]] "
+                        "(default: every backend usable here)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"subset of {','.join(MODES)}")
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (mode order rotates)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per mode and round")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per mode and round")
+    parser.add_argument("--threads", default=None,
+                        help=f"thread budget for the runtimes (sets {THREADS_ENV}; "
+                        "default: logical CPUs - 1; 0 = each runtime's own default)")
+    parser.add_argument("--json", type=Path, help="write the records and the summary here")
+    return parser
+
+
+@contextlib.contextmanager
+def app_and_page(model: str, modes: Sequence[str]) -> Iterator[tuple[App | None, Any, PageDriver | None]]:
+    if not {"api", "page"} & set(modes):
+        yield None, None, None
+        return
+    from gradio_client import Client
+
+    app = App(model, cache_dir("logs") / f"fidelity-app-{os.getpid()}.log")
+    driver = None
+    try:
+        client = Client(app.url, verbose=False)
+        driver = PageDriver(app.url) if "page" in modes else None
+        yield app, client, driver
+    finally:
+        if driver is not None:
+            driver.close()
+        app.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        os.environ[THREADS_ENV] = args.threads  # before any worker, the app or the native loop starts
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        print(f"error: --modes takes {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    settings = Settings(args.model, args.prompt, args.max_new_tokens, args.warmup, args.runs)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    with app_and_page(args.model, modes) as (app, client, driver):
+        backends = client.predict(api_name="/backends") if client is not None else None
+        if backends is None:
+            from playground.engine.probing import probe_all
+
+            backends = [{"name": n, "usable": p.usable, "note": p.reason,
+                         "device": p.default_device() or "", "precision": p.default_precision}
+                        for n, p in probe_all().items()]
+        names = ([t for t in args.backends.split(",") if t.strip()]
+                 or [b["name"] for b in backends if b["usable"]])
+        specs = resolve_specs(names, backends)
+        bench = Bench(settings, specs, modes, args.rounds, app, client, driver)
+        results = bench.run(log)
+    summary = summarize(results, modes)
+    print(format_table(summary, modes))
+    for backend, message in bench.failures.items():
+        print(f"{backend}: not measured: {message}")
+    print(f"\n{len(results)} records in {time.perf_counter() - started:.0f} s; model {args.model}, "
+          f"{args.max_new_tokens} new tokens, {args.rounds} rounds x {args.runs} runs "
+          f"(+{args.warmup} warm-up), "
+          f"threads {thread_budget() or 'runtime default'}, {os.cpu_count()} logical CPUs")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "config": {**vars(settings), "rounds": args.rounds, "modes": modes, "threads": thread_budget(),
+                       "cpus": os.cpu_count()},
+            "summary": summary,
+            "failures": bench.failures,
+            # "path": how the run was driven; "mode" stays the engine's (sequential)
+            "records": [{"path": r.mode, "round": r.round, **r.record} for r in results],
+        }, indent=2, default=str))
+        print(f"wrote {args.json}")
+    return 1 if bench.failures or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Measurement fidelity: the thread budget, others' CPU share, the page's cost in the monitor, and
+the fidelity benchmark itself (a short real run: it runs and writes sane records; no ratio is
+asserted, this is a noisy shared machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from playground.engine.contention import OtherLoad, busy_threshold
+from playground.engine.threads import THREADS_ENV, default_threads, thread_budget, worker_env
+from playground.monitor.browser import BrowserProcesses, is_browser
+from playground.paths import REPO_ROOT
+from playground.ui.charts import tokens_figure, utilization_figure
+from playground.ui.monitoring import APP_LABEL, RunMonitor
+
+CHROMIUM = Path("/usr/bin/chromium")
+BURN = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass\n"
+
+
+def test_thread_budget_leaves_a_core_and_can_be_set() -> None:
+    assert default_threads(2) == 1 and default_threads(1) == 1 and default_threads(16) == 15
+    assert thread_budget({}) == default_threads()
+    assert thread_budget({THREADS_ENV: "3"}) == 3
+    assert thread_budget({THREADS_ENV: "0"}) is None and thread_budget({THREADS_ENV: "all"}) is None
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        thread_budget({THREADS_ENV: "many"})
+    env = worker_env(2, {})
+    assert env["OMP_NUM_THREADS"] == "2" and env["OMP_WAIT_POLICY"] == "PASSIVE" and env[THREADS_ENV] == "2"
+    assert "OMP_NUM_THREADS" not in worker_env(None, {})  # the runtimes' own default
+    assert worker_env(1, {"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_busy_threshold_is_the_free_share_plus_a_margin() -> None:
+    assert busy_threshold(1, cores=2) == 60.0
+    assert busy_threshold(2, cores=2) == 10.0
+    assert busy_threshold(7, cores=8) == 22.5
+
+
+def test_other_load_sees_a_busy_child_and_not_itself() -> None:
+    """A child burning one core shows up as others' share; this process burning does not."""
+    child = subprocess.Popen([sys.executable, "-c", BURN.format(s=1.5)])
+    try:
+        time.sleep(0.3)
+        load = OtherLoad.start()
+        time.sleep(0.8)
+        busy = load.percent()
+    finally:
+        child.wait(10)
+    assert busy is not None and busy >= 0.6 * 100 / os.cpu_count(), busy
+    load = OtherLoad.start()
+    own = time.process_time()
+    started = time.perf_counter()
+    exec(BURN.format(s=0.5))  # burn CPU in this very process: not "others"
+    own_share = (time.process_time() - own) / ((time.perf_counter() - started) * os.cpu_count()) * 100
+    assert load.percent() <= 100 - own_share + 10
+    assert OtherLoad.start().percent() is None  # too short to tell
+
+
+def test_browser_processes_are_found_by_name_and_summed() -> None:
+    assert is_browser("chromium") and is_browser("chrome") and is_browser("firefox-esr")
+    assert is_browser("x", ["/usr/lib/chromium/chromium", "--type=renderer"]) and not is_browser("python3")
+    if not CHROMIUM.exists():
+        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
+    tracker = BrowserProcesses()
+    proc = subprocess.Popen([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        sample = None
+        while time.monotonic() < deadline and (sample is None or sample.rss_mb <= 10):
+            tracker._scanned_at = 0.0  # rescan now, not in 2 s
+            sample = tracker.read()
+            time.sleep(0.5)
+        assert sample is not None and sample.rss_mb > 10 and sample.cpu_percent >= 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_monitor_shows_the_app_and_charts_draw_it() -> None:
+    monitor = RunMonitor(rate_hz=10)
+    monitor.run_started()
+    try:
+        time.sleep(0.6)
+    finally:
+        monitor.run_ended()
+    samples = monitor.samples(0)
+    assert samples and any(APP_LABEL in s.processes for s in samples)
+    assert "browser" in monitor.describe() and APP_LABEL in monitor.describe()
+    figure = json.loads(utilization_figure(samples, samples[0].t).plot)
+    names = {trace["name"]: trace for trace in figure["data"]}
+    assert "CPU total" in names and names[APP_LABEL]["line"]["dash"] == "dot"
+    assert len(names["CPU total"]["x"]) == len(samples)
+    assert json.loads(tokens_figure([]).plot)["data"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
+    out = tmp_path / "fidelity.json"
+    env = {**os.environ, "PLAYGROUND_CACHE": os.environ.get("PLAYGROUND_CACHE", str(tmp_path / "cache"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "playground.bench.fidelity", "--backends", "onnxruntime-genai",
+         "--max-new-tokens", "8", "--rounds", "2", "--runs", "1", "--warmup", "0", "--json", str(out)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "engine/native" in result.stdout and "page/engine" in result.stdout, result.stdout
+    data = json.loads(out.read_text())
+    records = data["records"]
+    by_path: dict[str, list[dict]] = {}
+    for record in records:
+        by_path.setdefault(record["path"], []).append(record)
+    assert sorted(by_path) == ["api", "engine", "native", "page"]
+    budget = thread_budget() or os.cpu_count()
+    for path, rows in by_path.items():
+        assert len(rows) == 2 and {r["round"] for r in rows} == {1, 2}, path
+        for row in rows:
+            assert row["new_tokens"] == 8, (path, row)
+            assert 0 < row["ttft_s"] < 5 and row["decode_tokens_per_s"] > 0, (path, row)
+            assert row["threads"] == budget and row["versions"].startswith("onnxruntime-genai"), (path, row)
+            assert row["page_attached"] is (path == "page"), path
+    # the page's and the API's runs went through the app, with the same text as headless (greedy)
+    assert {r["text"] for r in by_path["page"]} == {r["text"] for r in by_path["engine"]}
+    assert len({r["prompt_tokens"] for path in ("engine", "api", "page") for r in by_path[path]}) == 1
+    summary = data["summary"][0]
+    assert summary["backend"] == "onnxruntime-genai"
+    for ratio in ("engine/native", "api/engine", "page/engine"):
+        assert summary[ratio]["ratio"] > 0 and summary[ratio]["min"] <= summary[ratio]["max"]
