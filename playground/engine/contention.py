@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-
-import psutil
+from typing import Any
 
 MARGIN_PERCENT = 10.0  # of the whole machine, on top of the share the budget leaves free
 # The kernel's CPU-time counters tick at 100 Hz: a shorter run cannot be judged (None).
@@ -31,12 +30,14 @@ def busy_threshold(threads: int, cores: int | None = None) -> float:
 
 
 def _machine_busy_s() -> float:
+    import psutil  # lazily: a worker on a bare interpreter must still report what is missing
+
     times = psutil.cpu_times()
     idle = times.idle + getattr(times, "iowait", 0.0)
     return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
-def _own_cpu_s(proc: psutil.Process) -> float:
+def _own_cpu_s(proc: Any) -> float:
     times = proc.cpu_times()
     return times.user + times.system
 
@@ -48,10 +49,12 @@ class OtherLoad:
     wall: float
     busy: float
     own: float
-    proc: psutil.Process
+    proc: Any  # psutil.Process
 
     @classmethod
     def start(cls) -> OtherLoad:
+        import psutil
+
         proc = psutil.Process()
         return cls(time.perf_counter(), _machine_busy_s(), _own_cpu_s(proc), proc)
 
@@ -60,5 +63,5 @@ class OtherLoad:
         if wall < MIN_WALL_S:
             return None
         others = (_machine_busy_s() - self.busy) - (_own_cpu_s(self.proc) - self.own)
-        cores = psutil.cpu_count() or 1
+        cores = os.cpu_count() or 1
         return round(min(100.0, max(0.0, others / (wall * cores) * 100)), 1)
