@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -47,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from playground import logs
+
+    # Warnings (a lane failed, a worker crashed) on the console too; tracebacks in the file only.
+    log_path = logs.configure("app", console_level=logging.WARNING)
+    logging.getLogger("playground.app").info("app starting: %s", " ".join(sys.argv))
     launch_note = ""
     if args.model is None:
         args.model, launch_note = default_model_choice()
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         backends=backends, allow_downloads=args.allow_downloads,
         launch_models=(args.model,),
     )
+    print(f"Log: {log_path}", flush=True)
     print("Probing backends (each in its own process)…", flush=True)
     prober.join()
     unknown = [spec.backend for spec in specs if spec.backend not in probes]

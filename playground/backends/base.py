@@ -81,6 +81,16 @@ class BackendProbe:
 
 
 @dataclass
+class Conversion:
+    """The model conversion a load went through (``playground.models.convert_cache``): the worker
+    reports its time apart from load time, so load_s compares runtimes, not first-run conversions."""
+
+    path: Path
+    reused: bool  # the cache had it
+    seconds: float = 0.0  # spent converting now (0 when reused)
+
+
+@dataclass
 class GenerationOutput:
     """What an adapter reports after a generation; timing is measured by the caller."""
 
@@ -109,6 +119,7 @@ class Backend(ABC):
         self.device_note: str = ""  # shown next to results, e.g. "no NPU: CPU fallback"
         self.precision: str = ""
         self.context_length: int | None = None
+        self.conversion: Conversion | None = None  # set by load() when it converts (or reuses one)
 
     @classmethod
     def new_probe(cls) -> BackendProbe:

@@ -92,7 +92,8 @@ class ONNXRuntimeGenAIBackend(Backend):
             )
         if self.device == "cpu" and self.precision in GPU_ONLY_PRECISIONS:
             raise BackendError("onnxruntime-genai on cpu runs int4 or fp32; fp16 needs dml or cuda.")
-        model_path, _ = ort_genai_model(model_dir, self.precision, self.device, progress)
+        self.conversion = ort_genai_model(model_dir, self.precision, self.device, progress)
+        model_path = self.conversion.path
         if self.precision == "int4":
             self.device_note = f"int4 block {ort_block_size(model_dir)}"
         progress(f"Creating session ({self.device})")

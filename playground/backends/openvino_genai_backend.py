@@ -54,7 +54,8 @@ class OpenVINOGenAIBackend(Backend):
         self.device = require_openvino_device(device)
         npu = self.device.startswith("NPU")
         variant = "int4-npu" if npu and self.precision == "int4" else self.precision
-        ir_dir, _ = openvino_ir(model_dir, variant, progress, self.name)
+        self.conversion = openvino_ir(model_dir, variant, progress, self.name)
+        ir_dir = self.conversion.path
         config: dict[str, Any] = latency_config(self.device)
         notes = [openvino_precision_note(ir_dir, self.precision)]
         if npu:

@@ -56,7 +56,8 @@ class OptimumIntelBackend(Backend):
 
         self.precision = self.check_precision(precision)
         self.device = require_openvino_device(device)
-        ir_dir, _ = openvino_ir(model_dir, self.precision, progress, self.name)
+        self.conversion = openvino_ir(model_dir, self.precision, progress, self.name)
+        ir_dir = self.conversion.path
         self.device_note = openvino_precision_note(ir_dir, self.precision)
         progress(f"Compiling for {self.device}")
         self.tokenizer = AutoTokenizer.from_pretrained(ir_dir)

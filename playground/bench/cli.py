@@ -15,11 +15,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from playground import logs
 from playground.backends.base import BackendProbe
 from playground.engine.comparison import MODES, Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
 from playground.engine.probing import probe_all
-from playground.engine.records import BackendSpec, RunRecord
+from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields
 from playground.engine.reference import AUTO
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.paths import DEMO_MODEL_ID
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_path = logs.configure("bench")  # the engine's diagnostics and tracebacks; stdout stays the table
     if args.list_devices:
         print(format_probes(probe_all()))
         return 0
@@ -136,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([record_json(r) for r in records], indent=2))
         print(f"wrote {args.json}")
+    if any(r.traceback for r in records):
+        print(f"tracebacks of the failures: {log_path}" + (f" and {args.json}" if args.json else ""),
+              file=sys.stderr)
     return 0 if records and all(r.ok for r in records) else 1
 
 
@@ -208,64 +213,47 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def format_table(records: list[RunRecord]) -> str:
-    """Median and spread (min-max) per lane; speed relative to the first lane's median."""
+    """Median and spread (min-max) per lane of every metric declared for the CLI (``Metric.cli``);
+    the headline's speed relative to the first lane's median."""
     lanes: dict[tuple[str, str, str], list[RunRecord]] = {}
     for record in records:
         lanes.setdefault((record.backend, record.device, record.precision), []).append(record)
-    header = [
-        "backend",
-        "device",
-        "precision",
-        "runs",
-        "load s",
-        "TTFT ms",
-        "decode tok/s (min-max)",
-        "vs first",
-        "new tok",
-        "e2e s",
-        "peak RSS MB",
-        "agree %",
-        "1st diff",
-        "sim",
-        "note",
-    ]
+    shown = [(f.name, m) for f, m in metric_fields(type(records[0]) if records else None) if m.cli]
+    once = lane_figures()
+    header = ["backend", "device", "precision", "runs"]
+    for _, metric in shown:
+        header += [f"{metric.cli} (min-max)", "vs first"] if metric.headline else [metric.cli or ""]
+    header += ["agree %", "1st diff", "sim", "note"]
     rows = [header]
-    reference: float | None = None
+    first: dict[str, float] = {}  # the headline's median of the first lane that has one
     for (backend, device, precision), group in lanes.items():
-        good = [r for r in group if r.ok and r.decode_tokens_per_s]
+        headline = next((name for name, metric in shown if metric.headline), "")
+        good = [r for r in group if r.ok and (not headline or getattr(r, headline))]
         errors = [r.error for r in group if not r.ok]
-        rates = [r.decode_tokens_per_s for r in good if r.decode_tokens_per_s]
-        rate = _median(rates)
-        if reference is None and rate:
-            reference = rate
-        spread = f"{_fmt(rate)} ({_fmt(min(rates))}-{_fmt(max(rates))})" if rates else "-"
-        ttft = _median([r.ttft_s * 1000 for r in good if r.ttft_s is not None])
+        row = [backend, device or "-", precision or "-", str(len(good))]
+        for name, metric in shown:
+            measured = group if name in once else good  # a lane's load figures count even when runs failed
+            values = [getattr(r, name) * metric.cli_scale for r in measured if getattr(r, name) is not None]
+            digits = metric.cli_digits if metric.cli_digits is not None else (metric.digits or 0)
+            median = _median(values)
+            if not metric.headline:
+                row.append(_fmt(median, digits))
+                continue
+            rates = [value for value in values if value]
+            rate = _median(rates)
+            if rate and name not in first:
+                first[name] = rate
+            spread = f"{_fmt(rate, digits)} ({_fmt(min(rates), digits)}-{_fmt(max(rates), digits)})"
+            ratio = f"{rate / first[name]:.2f}x" if rate and first.get(name) else "-"
+            row += [spread if rates else "-", ratio]
         note = (
             errors[0].splitlines()[0][:70]
             if errors
             else (group[0].device_note or ("stopped" if any(r.stopped for r in group) else ""))
         )
         agree, first_diff, similarity, flag = agreement_cells(good or [r for r in group if r.ok])
-        note = "; ".join(filter(None, [flag, note]))
-        rows.append(
-            [
-                backend,
-                device or "-",
-                precision or "-",
-                str(len(good)),
-                _fmt(_median([r.load_s for r in group if r.load_s is not None]), 2),
-                _fmt(ttft),
-                spread,
-                f"{rate / reference:.2f}x" if rate and reference else "-",
-                _fmt(_median([float(r.new_tokens) for r in good if r.new_tokens is not None]), 0),
-                _fmt(_median([r.e2e_s for r in good if r.e2e_s is not None]), 3),
-                _fmt(_median([r.peak_rss_mb for r in good if r.peak_rss_mb is not None]), 0),
-                agree,
-                first_diff,
-                similarity,
-                note,
-            ]
-        )
+        row += [agree, first_diff, similarity, "; ".join(filter(None, [flag, note]))]
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows

@@ -7,6 +7,7 @@ in how many lanes are live at once.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -17,10 +18,19 @@ from multiprocessing.connection import wait
 from playground.backends import backend_names
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.contention import busy_threshold
-from playground.engine.events import LaneEvent
+from playground.engine.events import (
+    AgreementEvent,
+    ErrorEvent,
+    LaneEvent,
+    ResultEvent,
+    StateEvent,
+    TokensEvent,
+    WorkerEvent,
+)
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.pool import PoolKey, WorkerPool
-from playground.engine.records import BackendSpec, RunRecord
+from playground.engine.protocol import Failed, Generate, LaneState, Load, Loaded, Progress, Result, Tokens
+from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
 from playground.engine.reference import AUTO, AgreementJudge, Changed, reference_order, stop_token_ids
 from playground.models.chat import render_prompt
 from playground.models.resolve import ModelSource, resolve_model
@@ -28,6 +38,7 @@ from playground.models.tokens import count_prompt_tokens, encode
 from playground.settings import GenerationSettings, SettingsError, validate_prompt
 
 MODES = ("sequential", "parallel")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,7 +149,7 @@ class Comparison:
         if self.pool is not None:
             self.pool.retain_only({lane.pool_key for lane in lanes})
         for lane in lanes:
-            yield LaneEvent(lane.key, "state", state="queued", message="waiting for its turn")
+            yield StateEvent(lane.key, LaneState.QUEUED, "waiting for its turn")
         if self.request.mode == "parallel":
             yield from self._drive(lanes)
         else:
@@ -149,13 +160,13 @@ class Comparison:
     def agreement_events(self, changed: Changed) -> Iterator[LaneEvent]:
         """Records whose agreement with the reference changed after they were reported."""
         for key, record in changed:
-            yield LaneEvent(key, "agreement", run=record.run, prompt_index=record.prompt_index, record=record)
+            yield AgreementEvent(key, record)
 
     def _drive(self, lanes: list[_Lane]) -> Iterator[LaneEvent]:
         live: list[_Lane] = []
         for lane in lanes:
             if self._stop.is_set():
-                yield lane.finish("stopped", "stopped before it started")
+                yield lane.finish(LaneState.STOPPED, "stopped before it started")
                 continue
             yield from lane.start()
             if lane.worker is not None:
@@ -194,9 +205,9 @@ class _Lane:
         self.comparison = comparison
         self.request = comparison.request
         self.worker: WorkerProcess | None = None
-        self.phase = "queued"
+        self.state = LaneState.QUEUED  # moved only by _state(), along LaneState's transitions
         self.last_heard = time.monotonic()
-        self.loaded: dict = {}
+        self.loaded: Loaded | None = None
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
         self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
         self.plan: deque[tuple[int, int]] = deque(
@@ -223,15 +234,15 @@ class _Lane:
             self.worker, self.loaded = reused
             self.comparison.memory.started(self.key, self.worker, self.worker.rss_mb())
             self._announce_worker()
-            yield LaneEvent(self.key, "worker", pid=self.worker.pid)
-            yield self._state("loading", self._loaded_message() + " (already loaded, reused)")
+            yield WorkerEvent(self.key, self.worker.pid)
+            yield self._state(LaneState.LOADING, self.loaded.summary() + " (already loaded, reused)")
             yield from self._next_run()
             return
         refusal, note, reserve = self._admit_memory()
         if refusal:
             yield from self.fail(refusal)
             return
-        yield self._state("starting", "starting worker process" + (f" ({note})" if note else ""))
+        yield self._state(LaneState.STARTING, "starting worker process" + (f" ({note})" if note else ""))
         self.last_heard = time.monotonic()
         try:
             self.worker = WorkerProcess(
@@ -244,20 +255,17 @@ class _Lane:
             return
         self.comparison.memory.started(self.key, self.worker, reserve)
         self._announce_worker()
-        yield LaneEvent(self.key, "worker", pid=self.worker.pid)
-        self.phase = "loading"
+        yield WorkerEvent(self.key, self.worker.pid)
         try:
             self.worker.send(
-                "load",
-                self.spec.backend,
-                str(self.comparison.model.path),
-                self.spec.device,
-                self.spec.precision,
+                Load(
+                    self.spec.backend, str(self.comparison.model.path), self.spec.device, self.spec.precision
+                )
             )
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
-        yield self._state("loading", "loading model")
+        yield self._state(LaneState.LOADING, "loading model")
 
     def _admit_memory(self) -> tuple[str | None, str, float]:
         """(refusal, note, MB reserved): the estimate against the budget, before any worker starts."""
@@ -268,7 +276,7 @@ class _Lane:
         except (KeyError, ValueError, TypeError, OSError):  # a config the arithmetic cannot read
             return None, "", 0.0
         lanes = self.comparison.lanes
-        waiting = {lane.pool_key for lane in lanes if lane.phase == "queued" and lane is not self}
+        waiting = {lane.pool_key for lane in lanes if lane.state is LaneState.QUEUED and lane is not self}
         model_dir = self.comparison.model.path
         refusal, note = self.comparison.memory.admit(
             self.key, needed, alternatives, waiting, lambda: estimate_elsewhere(model_dir, self.spec, tokens)
@@ -277,10 +285,10 @@ class _Lane:
 
     def stop(self) -> Iterator[LaneEvent]:
         self.plan.clear()
-        if self.phase == "generating" and self.worker is not None:
+        if self.state is LaneState.GENERATING and self.worker is not None:
             self.worker.request_stop()
         else:  # loading / converting: nothing to keep, end it now
-            yield from self.fail("stopped while loading", kill=True, state="stopped")
+            yield from self.fail("stopped while loading", kill=True, state=LaneState.STOPPED)
 
     def receive(self) -> Iterator[LaneEvent]:
         assert self.worker is not None
@@ -290,111 +298,97 @@ class _Lane:
             yield from self.fail(str(exc))
             return
         self.last_heard = time.monotonic()
-        kind = message[0]
-        if kind == "tokens":
-            _, text, count, elapsed = message
-            self.tokens_in_run = count
-            index, run = self.current or (0, 0)
-            yield LaneEvent(
-                self.key, "tokens", text=text, tokens=count, elapsed_s=elapsed, run=run, prompt_index=index
-            )
-        elif kind == "progress":
-            _, text, stage = message
-            yield self._state(stage, text)
-        elif kind == "loaded":
-            self.loaded = message[1]
-            yield self._state("loading", self._loaded_message())
+        if isinstance(message, Tokens):
+            self.tokens_in_run = message.count
+            run = self.current[1] if self.current else 0
+            yield TokensEvent(self.key, message.text, message.count, message.elapsed_s, run)
+        elif isinstance(message, Progress):
+            if self.state.can_become(message.stage):
+                yield self._state(message.stage, message.text)
+            else:  # a backend reporting progress outside loading: keep the state, note it
+                log.warning("%s: progress while %s: %s", self.key, self.state, message.text)
+        elif isinstance(message, Loaded):
+            self.loaded = message
+            yield self._state(LaneState.LOADING, message.summary())
             yield from self._next_run()
-        elif kind == "result":
-            yield from self._finish_run(message[1])
-        elif kind == "error":
-            _, command, text, _trace = message
-            if command == "load":
-                yield from self.fail(self.worker.child_out_of_memory() or text)
+        elif isinstance(message, Result):
+            yield from self._finish_run(message)
+        elif isinstance(message, Failed):
+            log.error("%s: %s failed: %s\n%s", self.key, message.command, message.message, message.traceback)
+            if message.command == Load.kind:
+                reason = self.worker.child_out_of_memory() or message.message
+                yield from self.fail(reason, trace=message.traceback)
             else:
-                yield from self._finish_run(None, error=text)
-
-    def _loaded_message(self) -> str:
-        info = self.loaded
-        note = f" ({info['device_note']})" if info.get("device_note") else ""
-        convert = f", converted in {info['convert_s']:.1f} s" if info.get("convert_s") else ""
-        return f"loaded on {info['device']} {info['precision']}{note} in {info['load_s']:.2f} s{convert}"
+                yield from self._finish_run(None, error=message.message, trace=message.traceback)
+        else:
+            yield from self.fail(f"{self.spec.backend}: the worker sent an unexpected {message.kind} message")
 
     def _next_run(self) -> Iterator[LaneEvent]:
         assert self.worker is not None
         if not self.plan or self.comparison.stopping:
-            final = "stopped" if self.comparison.stopping else "done"
-            yield self.finish(final, "stopped" if final == "stopped" else "all runs finished")
+            final = LaneState.STOPPED if self.comparison.stopping else LaneState.DONE
+            yield self.finish(final, "stopped" if final is LaneState.STOPPED else "all runs finished")
             return
         self.current = self.plan.popleft()
         self.tokens_in_run = 0
         index, run = self.current
         prompt = self.comparison.prompts[index]
-        self.phase = "generating"
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
         if len(self.comparison.prompts) > 1:
             label += f", prompt {index + 1}/{len(self.comparison.prompts)}"
         settle = self.request.settle_s if self.request.mode == "sequential" else 0.0
         if settle:  # announce first, then let the page draw while nothing is being measured
-            yield self._state("generating", label)
+            yield self._state(LaneState.GENERATING, label)
             time.sleep(settle)
+        else:  # the state moves before the command goes out: a stop now reaches the worker
+            self.state = self.state.to(LaneState.GENERATING)
         try:
             self.worker.send(
-                "generate", prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s
+                Generate(prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s)
             )
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
         self.last_heard = time.monotonic()
         if not settle:
-            yield self._state("generating", label)
+            yield self._state(LaneState.GENERATING, label)
 
-    def _finish_run(self, result: dict | None, error: str = "") -> Iterator[LaneEvent]:
+    def _finish_run(self, result: Result | None, error: str = "", trace: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)
         self.current = None
         if run > 0 or error:
-            record = self._record(index, max(run, 0), result, error)
+            record = self._record(index, max(run, 0), result, error, trace)
             self.comparison.records.append(record)
             changed = [item for item in self.comparison.judge.add(self.key, record) if item[1] is not record]
-            yield LaneEvent(self.key, "result", run=run, prompt_index=index, record=record, message=error)
+            yield ResultEvent(self.key, record)
             yield from self.comparison.agreement_events(changed)
         yield from self._next_run()
 
-    def _record(self, index: int, run: int, result: dict | None, error: str) -> RunRecord:
-        info = self.loaded
+    def _record(self, index: int, run: int, result: Result | None, error: str, trace: str = "") -> RunRecord:
+        """The record of one run: the lane's identity, then every figure the messages carry."""
+        loaded = self.loaded
         record = RunRecord(
             backend=self.spec.backend,
-            device=info.get("device") or self.spec.device,
-            precision=info.get("precision") or self.spec.precision,
+            device=(loaded.device if loaded else "") or self.spec.device,
+            precision=(loaded.precision if loaded else "") or self.spec.precision,
             model=self.comparison.model.name,
-            load_s=info.get("load_s"),
-            convert_s=info.get("convert_s"),
             run=run,
             prompt_index=index,
             mode=self.request.mode,
-            device_note=info.get("device_note", ""),
+            device_note=loaded.device_note if loaded else "",
             error=error,
-            threads=info.get("threads"),
-            versions=info.get("versions", ""),
+            traceback=trace,
+            threads=loaded.threads if loaded else None,
+            versions=loaded.versions if loaded else "",
             page_attached=self.request.page_attached,
+            **(figures_of(loaded, LoadReport) if loaded else {}),
+            **(figures_of(result, RunReport) if result else {}),
         )
         if result:
-            record.other_cpu_percent = result.get("other_cpu_percent")
             if record.other_cpu_percent is not None and record.threads:
                 record.busy_machine = record.other_cpu_percent > busy_threshold(record.threads)
-            for name in (
-                "prompt_tokens",
-                "new_tokens",
-                "ttft_s",
-                "decode_tokens_per_s",
-                "e2e_s",
-                "peak_rss_mb",
-                "text",
-                "stopped",
-            ):
-                setattr(record, name, result[name])
-            record.token_ids = list(result.get("token_ids", ()))
-            record.extra["prompt_ids_digest"] = result.get("prompt_ids_digest", "")
+            record.token_ids = list(record.token_ids)
+            record.extra["prompt_ids_digest"] = result.prompt_ids_digest
         return record
 
     def _announce_worker(self) -> None:
@@ -402,13 +396,12 @@ class _Lane:
         if self.comparison.on_worker and self.worker is not None:
             self.comparison.on_worker(self.key, self.worker.pid, True)
 
-    def finish(self, state: str, message: str) -> LaneEvent:
-        healthy = self.phase == "generating" and state in ("done", "stopped")
-        self.phase = state
+    def finish(self, state: LaneState, message: str) -> StateEvent:
+        healthy = self.state is LaneState.GENERATING and state in (LaneState.DONE, LaneState.STOPPED)
         self.comparison.memory.ended(self.key)
         if self.worker is not None:
             pid = self.worker.pid
-            if healthy and self.comparison.pool is not None and self.worker.proc.poll() is None:
+            if healthy and self.comparison.pool and self.loaded and self.worker.proc.poll() is None:
                 self.comparison.pool.give(self.pool_key, self.worker, self.loaded)
             else:
                 self.worker.close()
@@ -417,13 +410,16 @@ class _Lane:
                 self.comparison.on_worker(self.key, pid, False)
         return self._state(state, message)
 
-    def fail(self, message: str, kill: bool = False, state: str = "error") -> Iterator[LaneEvent]:
+    def fail(
+        self, message: str, kill: bool = False, state: LaneState = LaneState.ERROR, trace: str = ""
+    ) -> Iterator[LaneEvent]:
         if kill and self.worker is not None:
             self.worker.kill()
-        if state == "error":
-            record = self._record(self.current[0] if self.current else 0, 0, None, message)
+        if state is LaneState.ERROR:
+            record = self._record(self.current[0] if self.current else 0, 0, None, message, trace)
             self.comparison.records.append(record)
-            yield LaneEvent(self.key, "error", state="error", message=message, record=record)
+            log.warning("%s failed: %s", self.key, message)
+            yield ErrorEvent(self.key, message, record)
         self.plan.clear()
         yield self.finish(state, message)
         # a failed reference hands over to the next lane in line (auto), or leaves none
@@ -432,7 +428,7 @@ class _Lane:
     # -- timeouts ----------------------------------------------------------------------------
 
     def _time_limit(self) -> float:
-        if self.phase != "generating":
+        if self.state is not LaneState.GENERATING:
             return self.request.load_timeout_s
         if self.tokens_in_run:
             return self.request.idle_timeout_s
@@ -442,7 +438,7 @@ class _Lane:
         return time.monotonic() - self.last_heard > self._time_limit()
 
     def overdue_message(self) -> str:
-        if self.phase == "generating":
+        if self.state is LaneState.GENERATING:
             return (
                 f"{self.spec.backend} produced nothing for {self._time_limit():.0f} s and "
                 "was stopped (worker killed); the other backends carry on."
@@ -452,8 +448,9 @@ class _Lane:
             "and was stopped (worker killed)."
         )
 
-    def _state(self, state: str, message: str) -> LaneEvent:
-        return LaneEvent(self.key, "state", state=state, message=message)
+    def _state(self, state: LaneState, message: str) -> StateEvent:
+        self.state = self.state.to(state)
+        return StateEvent(self.key, self.state, message)
 
 
 def run_comparison(request: ComparisonRequest) -> list[RunRecord]:

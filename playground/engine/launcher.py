@@ -16,9 +16,9 @@ import threading
 import time
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
-from typing import Any
 
 from playground.engine.oom import WorkerCgroup, judge_exit, read_vmstat_oom_kills
+from playground.engine.protocol import Command, Exit, Hello, Message, ProtocolError, Stop, decode, encode
 from playground.engine.threads import thread_budget, worker_env
 from playground.engine.worker import ADDRESS_ENV, AUTHKEY_ENV
 from playground.paths import REPO_ROOT, cache_dir
@@ -31,7 +31,7 @@ class WorkerDied(Exception):
 
 
 class WorkerProcess:
-    """One running worker; ``conn`` carries pickled tuples both ways."""
+    """One running worker; ``conn`` carries ``playground.engine.protocol`` messages both ways."""
 
     def __init__(
         self,
@@ -117,29 +117,40 @@ class WorkerProcess:
             self.kill()
             raise WorkerDied(f"{self.label}: worker handshake failed: {failure[0] if failure else '?'}")
         conn = accepted[0]
-        hello = conn.recv()
-        assert hello[0] == "hello"
+        try:
+            hello = decode(conn.recv())
+        except (OSError, EOFError, ProtocolError) as exc:
+            self.kill()
+            raise WorkerDied(f"{self.label}: worker handshake failed: {exc}") from exc
+        if not isinstance(hello, Hello):
+            self.kill()
+            raise WorkerDied(f"{self.label}: worker handshake failed: got {hello.kind}")
         return conn
 
-    def send(self, *message: Any) -> None:
+    def send(self, command: Command) -> None:
         try:
-            self.conn.send(message)
+            self.conn.send(encode(command))
         except (OSError, EOFError) as exc:
             raise WorkerDied(f"{self.label}: worker is gone ({self.describe_exit()})") from exc
 
-    def recv(self) -> tuple:
+    def recv(self) -> Message:
+        """The worker's next message; ``WorkerDied`` when it is gone or speaks another protocol."""
         try:
-            return self.conn.recv()
+            data = self.conn.recv()
         except (OSError, EOFError) as exc:
             self.proc.wait(timeout=5)
             oom = self.out_of_memory()
             if oom:
                 raise WorkerDied(f"{self.label}: {oom}") from exc
             raise WorkerDied(f"{self.label}: worker crashed ({self.describe_exit()})") from exc
+        try:
+            return decode(data)  # type: ignore[return-value]
+        except ProtocolError as exc:
+            raise WorkerDied(f"{self.label}: {exc}") from exc
 
     def request_stop(self) -> None:
         with contextlib.suppress(OSError, EOFError):
-            self.conn.send(("stop",))
+            self.conn.send(encode(Stop()))
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -206,7 +217,7 @@ class WorkerProcess:
     def close(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError, EOFError):
-                self.conn.send(("exit",))
+                self.conn.send(encode(Exit()))
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -96,7 +96,7 @@ def main() -> int:
         sampler.done.set()
         records = comparison.records
         record = records[-1] if records else None
-        loaded = {"convert_s": record.convert_s if record else None}
+        loaded = {"convert_s": record.conversion_s if record else None}
         row = {
             "model": comparison.model.name,
             "backend": spec.backend,

@@ -16,6 +16,7 @@ import time
 from multiprocessing import Pipe
 from pathlib import Path
 
+from playground.engine.protocol import Tokens, decode, encode
 from playground.engine.token_meter import TokenMeter
 
 
@@ -33,15 +34,16 @@ def per_token_ns(tokens: int, repeats: int) -> list[float]:
 
 
 def flush_us(batches: int, repeats: int) -> list[float]:
-    """One batch of ~250 tokens of text pickled over a socket pair, as the worker sends it."""
+    """One batch of ~250 tokens of text encoded, pickled over a socket pair and decoded, as the worker
+    and the engine do."""
     sender, receiver = Pipe()
     results = []
     text = "token " * 250
     for _ in range(repeats):
         started = time.perf_counter_ns()
         for index in range(batches):
-            sender.send(("tokens", text, index, 0.0))
-            receiver.recv()
+            sender.send(encode(Tokens(text, index, 0.0)))
+            decode(receiver.recv())
         results.append((time.perf_counter_ns() - started) / batches / 1000)
     return results
 

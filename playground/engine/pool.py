@@ -12,16 +12,17 @@ import threading
 from collections.abc import Collection
 
 from playground.engine.launcher import WorkerProcess
+from playground.engine.protocol import Loaded
 
 PoolKey = tuple[str, ...]
 
 
 class WorkerPool:
     def __init__(self) -> None:
-        self._idle: dict[PoolKey, tuple[WorkerProcess, dict]] = {}
+        self._idle: dict[PoolKey, tuple[WorkerProcess, Loaded]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: PoolKey) -> tuple[WorkerProcess, dict] | None:
+    def take(self, key: PoolKey) -> tuple[WorkerProcess, Loaded] | None:
         with self._lock:
             entry = self._idle.pop(key, None)
         if entry and entry[0].proc.poll() is not None:  # died while idle
@@ -29,7 +30,7 @@ class WorkerPool:
             return None
         return entry
 
-    def give(self, key: PoolKey, worker: WorkerProcess, loaded: dict) -> None:
+    def give(self, key: PoolKey, worker: WorkerProcess, loaded: Loaded) -> None:
         with self._lock:
             previous = self._idle.pop(key, None)
             self._idle[key] = (worker, loaded)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from playground.backends import backend_classes
 from playground.backends.base import BackendProbe
 from playground.engine.launcher import WorkerDied, WorkerProcess
+from playground.engine.protocol import Failed, Probe, Probed
 
 PROBE_TIMEOUT_S = 120.0
 
@@ -22,7 +23,7 @@ def probe_backend(name: str) -> BackendProbe:
     except WorkerDied as exc:
         return BackendProbe(name, cls.label, installed=False, reason=str(exc))
     try:
-        worker.send("probe", name)
+        worker.send(Probe(name))
         if not worker.conn.poll(PROBE_TIMEOUT_S):
             worker.kill()
             return BackendProbe(
@@ -32,9 +33,10 @@ def probe_backend(name: str) -> BackendProbe:
                 reason=f"probe did not answer within {PROBE_TIMEOUT_S:.0f} s",
             )
         message = worker.recv()
-        if message[0] == "probe":
-            return message[1]
-        return BackendProbe(name, cls.label, installed=False, reason=f"probe failed: {message[2]}")
+        if isinstance(message, Probed):
+            return message.probe
+        reason = message.message if isinstance(message, Failed) else f"unexpected {message.kind} message"
+        return BackendProbe(name, cls.label, installed=False, reason=f"probe failed: {reason}")
     except WorkerDied as exc:
         return BackendProbe(name, cls.label, installed=False, reason=f"probe crashed: {exc}")
     finally:

@@ -1,8 +1,92 @@
-"""What the engine measures, one record per backend and run (the benchmark's JSON rows)."""
+"""What the engine measures, one record per backend and run (the benchmark's JSON rows).
+
+Every figure is declared once, as a field of ``LoadReport`` (what loading measured, sent in the
+worker's ``Loaded`` message) or ``RunReport`` (what one generation measured, sent in its
+``Result``). ``RunRecord`` inherits both, so the engine builds records from the messages by field,
+and a field's ``Metric`` metadata says how the results table, the CSV/JSON downloads, the panel
+and the CLI table show it: adding a metric is one field here (plus the code that measures it).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from typing import Any
+
+METRIC = "metric"  # the key of a field's Metric in dataclasses.Field.metadata
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How one measured figure is shown. Without it a field still reaches the CSV and JSON."""
+
+    title: str  # the results table's column, e.g. "TTFT (s)"
+    digits: int | None = None  # rounding in the table and the panel (None: shown as is)
+    table: bool = True  # a column of the results table
+    panel: str | None = None  # the panel's label ("" = the value alone); None: not in the panel
+    unit: str = ""  # after the value in the panel, e.g. "s"
+    panel_line: int = 0  # the panel's figures come in lines: 0 the run, 1 the lane
+    panel_zero: bool = True  # False: a zero is not worth a mention (no conversion happened)
+    cli: str | None = None  # the CLI table's column (median per lane); None: not in it
+    cli_scale: float = 1.0  # e.g. 1000 for seconds shown as ms
+    cli_digits: int | None = None  # None: ``digits``
+    # The comparison's headline: the CLI also shows its spread and each lane's ratio to the first.
+    headline: bool = False
+
+
+def metric(title: str, **how: Any) -> Any:
+    """A figure's field: ``None`` until measured, with how to show it."""
+    return field(default=None, metadata={METRIC: Metric(title, **how)})
+
+
+def metric_fields(record_type: type | None = None) -> list[tuple[Field, Metric]]:
+    """The declared metrics of a record class, in declaration order (the order every view uses)."""
+    return [(f, f.metadata[METRIC]) for f in fields(record_type or RunRecord) if METRIC in f.metadata]
+
+
+def lane_figures() -> set[str]:
+    """Names of the figures a lane measures once (at load) rather than per run."""
+    return {f.name for f in fields(LoadReport)}
+
+
+def figures_of(report: Any, part: type) -> dict[str, Any]:
+    """The fields ``part`` declares, read from ``report`` (a message that inherits ``part``)."""
+    return {f.name: getattr(report, f.name) for f in fields(part)}
+
+
+@dataclass(kw_only=True)
+class RunReport:
+    """What one generation measured in the worker (timing by ``TokenMeter``, next to the runtime)."""
+
+    prompt_tokens: int | None = metric("prompt tokens")
+    new_tokens: int | None = metric("new tokens", panel="", unit="tokens", digits=0, cli="new tok")
+    ttft_s: float | None = metric(
+        "TTFT (s)", digits=3, panel="TTFT", unit="s", cli="TTFT ms", cli_scale=1000, cli_digits=1
+    )
+    decode_tokens_per_s: float | None = metric(
+        "decode tok/s", digits=1, panel="decode", unit="tok/s", cli="decode tok/s", headline=True
+    )
+    e2e_s: float | None = metric("end-to-end (s)", digits=2, panel="end-to-end", unit="s", cli="e2e s",
+                                 cli_digits=3)
+    peak_rss_mb: float | None = metric(
+        "peak RSS (MB)", digits=0, panel="peak RSS", unit="MB", panel_line=1, cli="peak RSS MB"
+    )
+    other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
+    text: str = ""
+    stopped: bool = False
+    token_ids: list[int] = field(default_factory=list)  # the generated ids, as the runtime made them
+
+
+@dataclass(kw_only=True)
+class LoadReport:
+    """What loading measured in the worker, the same for every run of the lane."""
+
+    load_s: float | None = metric(  # loading + compiling, excluding a first-time conversion
+        "load (s)", digits=2, panel="load", unit="s", panel_line=1, cli="load s"
+    )
+    conversion_s: float | None = metric(  # first-time conversion (0 when reused from the cache)
+        "convert (s)", digits=1, panel="convert", unit="s", panel_line=1, panel_zero=False
+    )
+    conversion_reused: bool | None = None  # the conversion came from the cache (None: none needed)
 
 
 @dataclass(frozen=True)
@@ -28,27 +112,17 @@ class BackendSpec:
 
 
 @dataclass
-class RunRecord:
+class RunRecord(LoadReport, RunReport):
     backend: str
     device: str
     precision: str
     model: str
-    prompt_tokens: int | None = None
-    new_tokens: int | None = None
-    load_s: float | None = None  # loading + compiling, excluding a first-time conversion
-    convert_s: float | None = None  # first-time conversion (0 when reused from the cache)
-    ttft_s: float | None = None
-    decode_tokens_per_s: float | None = None
-    e2e_s: float | None = None
-    peak_rss_mb: float | None = None
-    text: str = ""
     run: int = 0  # 1-based index among measured runs; warm-ups are not recorded
     prompt_index: int = 0
     mode: str = "sequential"
     device_note: str = ""
-    stopped: bool = False
     error: str = ""
-    token_ids: list[int] = field(default_factory=list)  # the generated ids, as the runtime made them
+    traceback: str = ""  # the worker's traceback of a failure (JSON and the log, never the page)
     # Answer agreement with the comparison's reference lane (playground.engine.agreement):
     reference: str = ""  # the reference run's backend:device:precision ("" = nothing to compare with)
     agreement_pct: float | None = None  # % of token positions equal to the reference's
@@ -61,7 +135,6 @@ class RunRecord:
     threads: int | None = None
     versions: str = ""
     page_attached: bool = False
-    other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
     busy_machine: bool = False  # others took more than the budget leaves free: figures understate
     extra: dict = field(default_factory=dict)
 
@@ -70,8 +143,12 @@ class RunRecord:
         return not self.error
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        return {name: data[name] for name in [*self.field_names(), "extra"]}
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "extra"]
+        """Every field but ``extra``: what the lane is first (backend, device, ...), then the rest."""
+        named = [f for f in fields(cls) if f.name != "extra"]
+        identity = [f.name for f in named if f.default is MISSING and f.default_factory is MISSING]
+        return identity + [f.name for f in named if f.name not in identity]

@@ -1,13 +1,15 @@
 """The worker process: hosts exactly one backend, so runtimes never share a process.
 
 Started by ``playground.engine.launcher`` as ``python -m playground.engine.worker``; it
-connects back over an authenticated local socket, then serves commands:
-``probe``, ``load``, ``generate``, ``stop`` (out of band, from a reader thread), ``exit``.
+connects back over an authenticated local socket, then serves the commands of
+``playground.engine.protocol``: ``Probe``, ``Load``, ``Generate``, ``Stop`` (out of band, from a
+reader thread), ``Exit``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import queue
@@ -21,10 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from playground.engine.contention import OtherLoad
+from playground.engine.protocol import (
+    Command,
+    Exit,
+    Failed,
+    Generate,
+    Hello,
+    LaneState,
+    Load,
+    Loaded,
+    Message,
+    Probe,
+    Probed,
+    Progress,
+    ProtocolError,
+    Result,
+    Stop,
+    Tokens,
+    decode,
+    encode,
+)
 from playground.engine.threads import recorded_threads, thread_budget
 
 AUTHKEY_ENV = "PLAYGROUND_WORKER_AUTHKEY"
 ADDRESS_ENV = "PLAYGROUND_WORKER_ADDRESS"
+log = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
@@ -43,37 +66,43 @@ class Worker:
         self.conn = conn
         self.send_lock = threading.Lock()
         self.stop = threading.Event()
-        self.commands: queue.Queue[tuple] = queue.Queue()
+        self.commands: queue.Queue[Command] = queue.Queue()
         self.backend: Any = None
 
-    def send(self, *message: Any) -> None:
+    def send(self, message: Message) -> None:
         with self.send_lock:
-            self.conn.send(message)
+            self.conn.send(encode(message))
 
     def read_commands(self) -> None:
-        """Reader thread: ``stop`` must arrive while the main thread is busy generating."""
+        """Reader thread: ``Stop`` must arrive while the main thread is busy generating."""
         try:
             while True:
-                message = self.conn.recv()
-                if message[0] == "stop":
+                command = decode(self.conn.recv())
+                if isinstance(command, Stop):
                     self.stop.set()
                 else:
-                    self.commands.put(message)
+                    self.commands.put(command)  # type: ignore[arg-type]
         except (EOFError, OSError):
             self.stop.set()
-            self.commands.put(("exit",))
+            self.commands.put(Exit())
+        except ProtocolError:
+            log.exception("unreadable command from the engine; exiting")
+            self.stop.set()
+            self.commands.put(Exit())
 
     def serve(self) -> None:
         threading.Thread(target=self.read_commands, daemon=True).start()
+        handlers = {Probe: self.do_probe, Load: self.do_load, Generate: self.do_generate}
         while True:
-            command, *args = self.commands.get()
-            if command == "exit":
+            command = self.commands.get()
+            if isinstance(command, Exit):
                 break
-            handler = getattr(self, f"do_{command}")
             try:
-                handler(*args)
+                handlers[type(command)](command)  # type: ignore[operator]
             except Exception as exc:  # reported to the lane; the worker stays usable
-                self.send("error", command, _user_message(exc), traceback.format_exc(limit=8))
+                trace = traceback.format_exc(limit=8)
+                log.error("%s failed: %s", command.kind, trace.rstrip())
+                self.send(Failed(command.kind, _user_message(exc), trace))
             # Cleared once the answer is out, not when the next command starts: a stop that
             # arrives while the next generate is still queued must still stop it.
             self.stop.clear()
@@ -81,76 +110,74 @@ class Worker:
             self.backend.unload()
 
     def report_progress(self, text: str, stage: str = "loading") -> None:
-        self.send("progress", text, stage)
+        self.send(Progress(text, LaneState(stage)))
 
-    def do_probe(self, backend_name: str) -> None:
+    def do_probe(self, command: Probe) -> None:
         from playground.backends import get_backend_class
 
-        self.send("probe", get_backend_class(backend_name).probe())
+        self.send(Probed(get_backend_class(command.backend).probe()))
 
-    def do_load(self, backend_name: str, model_dir: str, device: str, precision: str) -> None:
+    def do_load(self, command: Load) -> None:
         from playground.backends import get_backend_class
         from playground.backends.base import DeviceUnavailableError, MissingPackageError
-        from playground.models import convert_cache
 
         started = time.perf_counter()
-        cls = get_backend_class(backend_name)
+        cls = get_backend_class(command.backend)
         probe = cls.probe()
         if not probe.installed:
             raise MissingPackageError(probe.reason)
+        device = command.device
         if not device:
             device = probe.default_device() or ""
             if not device:
                 raise DeviceUnavailableError(f"{cls.label} found no usable device here.")
         self.backend = cls()
-        self.backend.load(Path(model_dir), device, precision, self.report_progress)
+        self.backend.load(Path(command.model_dir), device, command.precision, self.report_progress)
         total = time.perf_counter() - started
-        convert_s = convert_cache.take_conversion_seconds()
-        threads = thread_budget()
+        conversion = self.backend.conversion  # what load went through: cached or converted now
+        conversion_s = conversion.seconds if conversion is not None else 0.0
         self.send(
-            "loaded",
-            {
-                "threads": recorded_threads(threads),
-                "versions": f"{probe.version}; python {platform.python_version()}",
-                "load_s": total - convert_s,
-                "convert_s": convert_s,
-                "device": self.backend.device,
-                "precision": self.backend.precision,
-                "device_note": self.backend.device_note,
-                "context_length": self.backend.context_length,
-                "peak_rss_mb": peak_rss_mb(),
-            },
+            Loaded(
+                threads=recorded_threads(thread_budget()),
+                versions=f"{probe.version}; python {platform.python_version()}",
+                load_s=total - conversion_s,
+                conversion_s=conversion_s,
+                conversion_reused=conversion.reused if conversion is not None else None,
+                device=self.backend.device,
+                precision=self.backend.precision,
+                device_note=self.backend.device_note,
+                context_length=self.backend.context_length,
+            )
         )
 
-    def do_generate(self, prompt: str, settings: dict, flush_interval: float) -> None:
+    def do_generate(self, command: Generate) -> None:
         from playground.backends.base import BackendError
         from playground.engine.token_meter import TokenMeter
         from playground.settings import GenerationSettings
 
         if self.backend is None:
             raise BackendError("No model loaded")
-        generation = GenerationSettings(**settings)
+        generation = GenerationSettings(**command.settings)
         meter = TokenMeter(
-            lambda text, count, at: self.send("tokens", text, count, at), self.stop, flush_interval
+            lambda text, count, at: self.send(Tokens(text, count, at)), self.stop, command.flush_interval_s
         )
         others = OtherLoad.start()
-        output = self.backend.generate(prompt, generation, meter)
+        output = self.backend.generate(command.prompt, generation, meter)
         finished = time.perf_counter()
         other_cpu = others.percent()
         meter.flush(finished)
         self.send(
-            "result",
-            {
+            Result(
                 **meter.summary(finished),
-                "prompt_tokens": output.prompt_tokens,
-                "new_tokens": meter.count or output.new_tokens,
-                "stopped": output.stopped or self.stop.is_set(),
-                "peak_rss_mb": peak_rss_mb(),
-                "text": meter.text,
-                "token_ids": meter.ids,
-                "prompt_ids_digest": _digest(output.prompt_ids),
-                "other_cpu_percent": other_cpu,
-            },
+                prompt_tokens=output.prompt_tokens,
+                new_tokens=meter.count or output.new_tokens,
+                stopped=output.stopped or self.stop.is_set(),
+                peak_rss_mb=peak_rss_mb(),
+                text=meter.text,
+                token_ids=meter.ids,
+                prompt_ids_digest=_digest(output.prompt_ids),
+                other_cpu_percent=other_cpu,
+            )
         )
 
 
@@ -176,8 +203,11 @@ def main() -> None:
     address = os.environ.pop(ADDRESS_ENV)
     authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))
     host, port = address.rsplit(":", 1)
+    logging.basicConfig(  # stderr is this worker's log file (playground.engine.launcher)
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     conn = Client((host, int(port)), family="AF_INET", authkey=authkey)
-    conn.send(("hello", os.getpid()))
+    conn.send(encode(Hello(os.getpid())))
     Worker(conn).serve()
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from playground.backends.base import ProgressCallback
+from playground.backends.base import Conversion, ProgressCallback
 from playground.paths import cache_dir
 
 DONE_MARKER = ".conversion-complete.json"
@@ -46,18 +46,19 @@ def cached_conversion(
     variant: str,
     convert: Callable[[Path], None],
     progress: ProgressCallback,
-) -> tuple[Path, bool]:
-    """Return (folder, reused); ``convert(tmp_dir)`` writes the converted model into tmp_dir."""
+) -> Conversion:
+    """The converted folder, whether the cache had it, and how long converting took (0 when
+    reused); ``convert(tmp_dir)`` writes the converted model into tmp_dir."""
     from filelock import FileLock  # lazily: workers on a bare interpreter can still report errors
 
     target = conversion_dir(model_dir, fmt, variant)
     if is_complete(target):
         progress(f"Using cached {fmt} {variant} conversion")
-        return target, True
+        return Conversion(target, reused=True)
     with FileLock(str(target) + ".lock"):
         if is_complete(target):  # another worker finished it while we waited
             progress(f"Using cached {fmt} {variant} conversion")
-            return target, True
+            return Conversion(target, reused=True)
         tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier attempt
@@ -70,21 +71,9 @@ def cached_conversion(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         seconds = time.perf_counter() - started
-        _conversion_seconds.append(seconds)
         (tmp / DONE_MARKER).write_text(
             json.dumps({"source": str(model_dir), "format": fmt, "variant": variant, "seconds": seconds})
         )
         os.replace(tmp, target)
         progress(f"Converted to {fmt} {variant} in {seconds:.1f} s", "converting")
-        return target, False
-
-
-# Seconds spent converting in this process since the last call (the worker reports it
-# apart from load time, so load_s compares runtimes and not first-run conversions).
-_conversion_seconds: list[float] = []
-
-
-def take_conversion_seconds() -> float:
-    total = sum(_conversion_seconds)
-    _conversion_seconds.clear()
-    return total
+        return Conversion(target, reused=False, seconds=seconds)

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from playground.backends.base import ModelFormatError, ProgressCallback
+from playground.backends.base import Conversion, ModelFormatError, ProgressCallback
 from playground.models import quantization
 from playground.models.convert_cache import cached_conversion
 from playground.models.export_errors import Failure, explain, log_output
@@ -55,7 +55,7 @@ def openvino_recipe(model_dir: Path, variant: str) -> tuple[str, list[str]]:
 
 def openvino_ir(
     model_dir: Path, variant: str, progress: ProgressCallback, backend: str = "openvino-genai"
-) -> tuple[Path, bool]:
+) -> Conversion:
     """OpenVINO IR with the OpenVINO tokenizer/detokenizer that openvino-genai needs."""
     cache_variant, weight_args = openvino_recipe(model_dir, variant)
     precision = variant.split("-")[0]
@@ -97,7 +97,7 @@ def ort_block_size(model_dir: Path) -> int:
 
 def ort_genai_model(
     model_dir: Path, precision: str, execution_provider: str, progress: ProgressCallback
-) -> tuple[Path, bool]:
+) -> Conversion:
     """An ONNX Runtime GenAI folder (model.onnx + genai_config.json) from its model builder."""
     if precision not in ORT_PRECISIONS:
         raise ModelFormatError(f"onnxruntime-genai builds {', '.join(ORT_PRECISIONS)}, not {precision!r}")

@@ -7,6 +7,7 @@ the UI only counts how often it redraws.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,14 +15,22 @@ from dataclasses import dataclass, field
 
 from playground.backends import backend_classes
 from playground.engine.comparison import Comparison, ComparisonRequest
-from playground.engine.events import LaneEvent
+from playground.engine.events import (
+    AgreementEvent,
+    ErrorEvent,
+    LaneEvent,
+    ResultEvent,
+    StateEvent,
+    TokensEvent,
+)
 from playground.engine.pool import WorkerPool
+from playground.engine.protocol import LaneState
 from playground.engine.records import BackendSpec, RunRecord
 
 RATE_WINDOW_S = 1.0  # tokens/s over the last second of engine time: smooth but still live
-TERMINAL = ("done", "stopped", "error")
 
 WorkerCallback = Callable[[str, int, bool], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,7 +42,7 @@ class LaneView:
     label: str
     device: str
     precision: str
-    state: str = "queued"
+    state: LaneState = LaneState.QUEUED
     message: str = ""
     text: str = ""
     tokens: int = 0
@@ -53,7 +62,7 @@ class LaneView:
         return cls(spec.key, spec.backend, label, spec.device, spec.precision)
 
     def apply(self, event: LaneEvent) -> None:
-        if event.kind == "tokens":
+        if isinstance(event, TokensEvent):
             if event.run != self.run or event.tokens < self.tokens:
                 self.run, self.text, self.points, self.first_tokens_s = event.run, "", [], None
             self.text += event.text
@@ -62,23 +71,23 @@ class LaneView:
             if self.first_tokens_s is None and event.tokens > 0:
                 self.first_tokens_s = event.elapsed_s
             self.points.append((event.elapsed_s, event.tokens))
-        elif event.kind in ("state", "error"):
-            if event.state == "generating":
+        elif isinstance(event, (StateEvent, ErrorEvent)):
+            if event.state is LaneState.GENERATING:
                 self.generating_since = time.monotonic()
-            self.state = event.state or self.state
+            self.state = event.state
             self.message = event.message
-            if event.kind == "error":
+            if isinstance(event, ErrorEvent):
                 self.error = event.message
-        elif event.kind == "result" and event.record is not None:
+        elif isinstance(event, ResultEvent):
             self.record = event.record
             if event.record.text and not event.record.error:
                 self.text = event.record.text
             if event.record.error:
                 self.error = event.record.error
-        elif event.kind == "agreement" and event.record is not None:
+        elif isinstance(event, AgreementEvent):
             # the reference answered after this run: redraw it if it is the run shown
-            shown = self.record
-            if shown is None or (shown.run, shown.prompt_index) == (event.run, event.prompt_index):
+            shown, record = self.record, event.record
+            if shown is None or (shown.run, shown.prompt_index) == (record.run, record.prompt_index):
                 self.record = event.record
         self.version += 1
 
@@ -105,7 +114,7 @@ class LaneView:
 
     @property
     def finished(self) -> bool:
-        return self.state in TERMINAL
+        return self.state.terminal
 
 
 class LiveRun:
@@ -151,6 +160,7 @@ class LiveRun:
                     self._dirty = True
                     self._changed.notify_all()
         except BaseException as exc:
+            log.exception("the comparison failed")
             self.failure = exc
         finally:
             with self._changed:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from playground.engine.records import RunRecord
+from playground.engine.protocol import LaneState
+from playground.engine.records import RunRecord, metric_fields
 from playground.ui.live import LaneView
 
 
-def badge(state: str, text: str = "") -> str:
-    """A colored state label (CSS in page.py); plain text, so it reads the same without emoji fonts."""
-    return f'<span class="state-badge state-{state}">{text or state}</span>'
+def badge(state: LaneState | str, text: str = "") -> str:
+    """A colored state label (CSS ``state-<value>`` in page.py); plain text, so it reads the same
+    without emoji fonts."""
+    value = state.value if isinstance(state, LaneState) else state
+    return f'<span class="state-badge state-{value}">{text or value}</span>'
+
+
+def figure_lines(record: RunRecord) -> list[list[str]]:
+    """The record's declared panel figures (``Metric.panel``), one list per panel line."""
+    lines: list[list[str]] = [[], []]
+    for spec, metric in metric_fields(type(record)):
+        value = getattr(record, spec.name)
+        if metric.panel is None or (not metric.panel_zero and not value):
+            continue
+        while len(lines) <= metric.panel_line:
+            lines.append([])
+        lines[metric.panel_line].append(_num(metric.panel, value, metric.unit, metric.digits))
+    return lines
 
 
 def agreement_markdown(record: RunRecord) -> str:
@@ -39,7 +55,7 @@ def header_markdown(lane: LaneView) -> str:
 def metrics_markdown(lane: LaneView) -> str:
     message = lane.error if lane.state == "error" and lane.error else lane.message
     record = lane.record
-    flagged = record is not None and record.ok and record.agreement_flag and lane.state == "done"
+    flagged = record is not None and record.ok and record.agreement_flag and lane.state is LaneState.DONE
     state = badge("flagged", "done: answer flagged") if flagged else badge(lane.state)
     lines = [state + (f" {_escape(_one_line(message))}" if message else "")]
     if record is not None and record.ok and flagged:
@@ -48,19 +64,9 @@ def metrics_markdown(lane: LaneView) -> str:
             f"{_escape(record.agreement_note)}</span>"
         )
     if record is not None and record.ok:
-        lines.append(" · ".join(filter(None, [
-            _num("TTFT", record.ttft_s, "s", 3),
-            _num("decode", record.decode_tokens_per_s, "tok/s", 1),
-            f"{record.new_tokens} tokens" if record.new_tokens is not None else "",
-            _num("end-to-end", record.e2e_s, "s", 2),
-        ])))
-        lines.append(" · ".join(filter(None, [
-            _num("load", record.load_s, "s", 2),
-            _num("convert", record.convert_s, "s", 1) if record.convert_s else "",
-            _num("peak RSS", record.peak_rss_mb, "MB", 0),
-            "stopped early" if record.stopped else "",
-            record.device_note,
-        ])))
+        figures = figure_lines(record)
+        figures[1] += ["stopped early" if record.stopped else "", record.device_note]
+        lines += [" · ".join(filter(None, line)) for line in figures]
         lines.append(agreement_markdown(record))
         if record.busy_machine:
             lines.append(f"**Busy machine:** other processes used {record.other_cpu_percent:.0f} % of the "
@@ -83,10 +89,11 @@ def _escape(text: str) -> str:
     return text
 
 
-def _num(name: str, value: float | None, unit: str, digits: int) -> str:
+def _num(name: str, value: float | None, unit: str, digits: int | None) -> str:
     if value is None:
         return ""
-    return f"{name} {value:,.{digits}f} {unit}".strip()
+    shown = f"{value:,}" if digits is None else f"{value:,.{digits}f}"
+    return f"{name} {shown} {unit}".strip()
 
 
 def _one_line(text: str, limit: int = 400) -> str:

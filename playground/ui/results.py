@@ -7,23 +7,19 @@ import json
 import tempfile
 from pathlib import Path
 
-from playground.engine.records import RunRecord
+from playground.engine.records import RunRecord, metric_fields
 
-# (column shown, record field, digits) — the table is for reading; downloads carry every field.
-COLUMNS: list[tuple[str, str, int | None]] = [
+Column = tuple[str, str, int | None]  # (column shown, record field, digits)
+# The table is for reading; downloads carry every field. Around the declared metrics: what the
+# lane is, and how its answer compares.
+LANE_COLUMNS: list[Column] = [
     ("backend", "backend", None),
     ("device", "device", None),
     ("precision", "precision", None),
     ("mode", "mode", None),
     ("run", "run", None),
-    ("prompt tokens", "prompt_tokens", None),
-    ("new tokens", "new_tokens", None),
-    ("TTFT (s)", "ttft_s", 3),
-    ("decode tok/s", "decode_tokens_per_s", 1),
-    ("end-to-end (s)", "e2e_s", 2),
-    ("load (s)", "load_s", 2),
-    ("convert (s)", "convert_s", 1),
-    ("peak RSS (MB)", "peak_rss_mb", 0),
+]
+ANSWER_COLUMNS: list[Column] = [
     ("vs reference", "reference", None),
     ("agree %", "agreement_pct", 1),
     ("1st diff", "first_divergence", None),
@@ -32,6 +28,15 @@ COLUMNS: list[tuple[str, str, int | None]] = [
     ("stopped", "stopped", None),
     ("error", "error", None),
 ]
+
+
+def columns(record_type: type = RunRecord) -> list[Column]:
+    """The results table's columns: the lane, every metric declared for the table, the answer."""
+    metrics = [(m.title, f.name, m.digits) for f, m in metric_fields(record_type) if m.table]
+    return [*LANE_COLUMNS, *metrics, *ANSWER_COLUMNS]
+
+
+COLUMNS = columns()
 HEADERS = [column for column, _, _ in COLUMNS]
 
 
@@ -53,11 +58,12 @@ def record_dicts(records: list[RunRecord], started_at: str) -> list[dict]:
     return rows
 
 
-def table_rows(rows: list[dict]) -> list[list]:
+def table_rows(rows: list[dict], record_type: type = RunRecord) -> list[list]:
     table = []
+    shown = columns(record_type)
     for row in rows:
         line = []
-        for _, name, digits in COLUMNS:
+        for _, name, digits in shown:
             value = answer_check(row) if name == "agreement_flag" else row.get(name)
             if digits is not None and isinstance(value, (int, float)):
                 value = round(float(value), digits) if digits else round(float(value))
@@ -66,10 +72,12 @@ def table_rows(rows: list[dict]) -> list[list]:
     return table
 
 
-def export_files(rows: list[dict], folder: Path | None = None) -> tuple[Path, Path]:
+def export_files(
+    rows: list[dict], folder: Path | None = None, record_type: type[RunRecord] = RunRecord
+) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``results.json`` into a fresh temp folder gradio may serve."""
     folder = folder or Path(tempfile.mkdtemp(prefix="playground-results-"))
-    fields = ["started_at", *RunRecord.field_names()]
+    fields = ["started_at", *record_type.field_names()]
     csv_path = folder / "results.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")

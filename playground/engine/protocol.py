@@ -1,0 +1,248 @@
+"""The worker <-> engine protocol: typed messages, and the lane states they move a lane through.
+
+Both sides send ``encode(message)`` and read ``decode(data)``: on the wire a message is plain data,
+``(kind, {field: value})``, so the two ends only share these definitions (a worker may run on
+another interpreter) and a message that does not fit them fails loudly as a ``ProtocolError``
+instead of being unpacked by position.
+
+Engine -> worker: ``Probe``, ``Load``, ``Generate``, ``Stop`` (read out of band), ``Exit``.
+Worker -> engine: ``Hello`` (once), ``Probed``, ``Progress``, ``Loaded``, ``Tokens``, ``Result``,
+``Failed`` (any command, with its traceback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from playground.engine.records import LoadReport, RunReport
+
+if TYPE_CHECKING:  # the worker imports this module first thing: keep it free of other imports
+    from playground.backends.base import BackendProbe
+
+
+class ProtocolError(Exception):
+    """A message that is not one of this protocol's, or that does not fit its fields."""
+
+
+class LaneState(str, Enum):
+    """Where a lane is. Equal to its value (``LaneState.DONE == "done"``), which is also the CSS
+    class suffix of its badge (``state-done``)."""
+
+    QUEUED = "queued"
+    STARTING = "starting"  # the worker process is starting
+    LOADING = "loading"
+    CONVERTING = "converting"  # a first-time model conversion, part of loading
+    GENERATING = "generating"
+    DONE = "done"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def active(self) -> bool:
+        """Busy with something worth showing in the page's status line."""
+        return not self.terminal and self is not LaneState.QUEUED
+
+    def can_become(self, other: LaneState) -> bool:
+        """The lane state machine: a state may repeat (a new message), move on, or end the lane."""
+        return other is self or other in _NEXT[self]
+
+    def to(self, other: LaneState | str) -> LaneState:
+        other = LaneState(other)
+        if not self.can_become(other):
+            raise ProtocolError(f"a lane cannot go from {self.value} to {other.value}")
+        return other
+
+
+_TERMINAL = frozenset({LaneState.DONE, LaneState.STOPPED, LaneState.ERROR})
+_ENDS = _TERMINAL
+_NEXT: dict[LaneState, frozenset[LaneState]] = {
+    LaneState.QUEUED: frozenset({LaneState.STARTING, LaneState.LOADING}) | _ENDS,  # loading: a kept worker
+    LaneState.STARTING: frozenset({LaneState.LOADING}) | _ENDS,
+    LaneState.LOADING: frozenset({LaneState.CONVERTING, LaneState.GENERATING}) | _ENDS,
+    LaneState.CONVERTING: frozenset({LaneState.LOADING}) | _ENDS,
+    LaneState.GENERATING: _ENDS,  # the next run is generating again
+    LaneState.DONE: frozenset(),
+    LaneState.STOPPED: frozenset(),
+    LaneState.ERROR: frozenset(),
+}
+
+
+# -- engine -> worker --------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    kind: ClassVar[str] = "probe"
+    backend: str
+
+
+@dataclass
+class Load:
+    kind: ClassVar[str] = "load"
+    backend: str
+    model_dir: str
+    device: str
+    precision: str
+
+
+@dataclass
+class Generate:
+    kind: ClassVar[str] = "generate"
+    prompt: str  # already chat-templated
+    settings: dict  # GenerationSettings.to_dict()
+    flush_interval_s: float
+
+
+@dataclass
+class Stop:
+    kind: ClassVar[str] = "stop"
+
+
+@dataclass
+class Exit:
+    kind: ClassVar[str] = "exit"
+
+
+Command = Probe | Load | Generate | Stop | Exit
+
+
+# -- worker -> engine --------------------------------------------------------------------------
+
+
+@dataclass
+class Hello:
+    kind: ClassVar[str] = "hello"
+    pid: int
+
+
+@dataclass
+class Probed:
+    kind: ClassVar[str] = "probed"
+    probe: BackendProbe
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probe, dict):  # decoded from the wire
+            from playground.backends.base import BackendProbe, DeviceProbe
+
+            data = dict(self.probe)
+            data["devices"] = [DeviceProbe(**device) for device in data.get("devices", [])]
+            self.probe = BackendProbe(**data)
+
+
+@dataclass
+class Progress:
+    kind: ClassVar[str] = "progress"
+    text: str
+    stage: LaneState = LaneState.LOADING  # loading, or converting for a first-time conversion
+
+    def __post_init__(self) -> None:
+        stage = LaneState(self.stage)
+        if stage not in (LaneState.LOADING, LaneState.CONVERTING):
+            raise ProtocolError(f"progress belongs to loading or converting, not {stage.value}")
+        self.stage = stage
+
+
+@dataclass(kw_only=True)
+class Loaded(LoadReport):
+    kind: ClassVar[str] = "loaded"
+    device: str
+    precision: str
+    device_note: str = ""
+    context_length: int | None = None
+    threads: int | None = None
+    versions: str = ""
+
+    def summary(self) -> str:
+        """One line for the lane's state, e.g. "loaded on CPU int4 in 1.20 s, converted in 9.1 s"."""
+        note = f" ({self.device_note})" if self.device_note else ""
+        load = f" in {self.load_s:.2f} s" if self.load_s is not None else ""
+        convert = f", converted in {self.conversion_s:.1f} s" if self.conversion_s else ""
+        return f"loaded on {self.device} {self.precision}{note}{load}{convert}"
+
+
+@dataclass
+class Tokens:
+    kind: ClassVar[str] = "tokens"
+    text: str  # generated since the previous Tokens
+    count: int  # tokens so far in this run
+    elapsed_s: float  # since this run's generate() started, measured in the worker
+
+
+@dataclass(kw_only=True)
+class Result(RunReport):
+    kind: ClassVar[str] = "result"
+    # a short fingerprint of the prompt's ids: equal digests = the lanes' tokenizers agree on it
+    prompt_ids_digest: str = ""
+
+
+@dataclass
+class Failed:
+    kind: ClassVar[str] = "failed"
+    command: str  # the kind of the command that failed
+    message: str  # one sentence for the user
+    traceback: str = ""  # for the record and the log, never the page
+
+
+Message = Hello | Probed | Progress | Loaded | Tokens | Result | Failed
+
+_KINDS: dict[str, type] = {
+    cls.kind: cls
+    for cls in (Probe, Load, Generate, Stop, Exit, Hello, Probed, Progress, Loaded, Tokens, Result, Failed)
+}
+
+
+def encode(message: Command | Message) -> tuple[str, dict[str, Any]]:
+    """The message as plain data for ``Connection.send``."""
+    payload = {}
+    for f in fields(message):  # type: ignore[arg-type]
+        value = getattr(message, f.name)
+        if isinstance(value, Enum):
+            value = value.value
+        elif is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        payload[f.name] = value
+    return message.kind, payload
+
+
+def decode(data: Any) -> Command | Message:
+    """The message ``encode`` made; ``ProtocolError`` for anything else."""
+    try:
+        kind, payload = data
+        cls = _KINDS[kind]
+    except (TypeError, ValueError, KeyError):
+        raise ProtocolError(f"not a protocol message: {data!r:.200}") from None
+    try:
+        return cls(**payload)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed {kind} message: {exc}") from exc
+
+
+__all__ = [
+    "Command",
+    "Exit",
+    "Failed",
+    "Generate",
+    "Hello",
+    "LaneState",
+    "Load",
+    "Loaded",
+    "Message",
+    "Probe",
+    "Probed",
+    "Progress",
+    "ProtocolError",
+    "Result",
+    "Stop",
+    "Tokens",
+    "decode",
+    "encode",
+]
