@@ -232,7 +232,7 @@ def format_table(records: list[RunRecord]) -> str:
         errors = [r.error for r in group if not r.ok]
         row = [backend, device or "-", precision or "-", str(len(good))]
         for name, metric in shown:
-            measured = group if name in once else good  # a lane's load figures count even when runs failed
+            measured = group if name in once else good  # load figures count even when runs failed
             values = [getattr(r, name) * metric.cli_scale for r in measured if getattr(r, name) is not None]
             digits = metric.cli_digits if metric.cli_digits is not None else (metric.digits or 0)
             median = _median(values)
@@ -243,9 +243,11 @@ def format_table(records: list[RunRecord]) -> str:
             rate = _median(rates)
             if rate and name not in first:
                 first[name] = rate
-            spread = f"{_fmt(rate, digits)} ({_fmt(min(rates), digits)}-{_fmt(max(rates), digits)})"
+            spread = "-"
+            if rates:
+                spread = f"{_fmt(rate, digits)} ({_fmt(min(rates), digits)}-{_fmt(max(rates), digits)})"
             ratio = f"{rate / first[name]:.2f}x" if rate and first.get(name) else "-"
-            row += [spread if rates else "-", ratio]
+            row += [spread, ratio]
         note = (
             errors[0].splitlines()[0][:70]
             if errors

@@ -52,8 +52,9 @@ class LaneState(str, Enum):
         return not self.terminal and self is not LaneState.QUEUED
 
     def can_become(self, other: LaneState) -> bool:
-        """The lane state machine: a state may repeat (a new message), move on, or end the lane."""
-        return other is self or other in _NEXT[self]
+        """The lane state machine: a state may repeat (a new message), move on, or end the lane;
+        an ended lane stays as it ended."""
+        return not self.terminal and (other is self or other in _NEXT[self])
 
     def to(self, other: LaneState | str) -> LaneState:
         other = LaneState(other)
