@@ -50,7 +50,7 @@ from playground.ui.live import LaneView
 from playground.ui.panels import badge, metrics_markdown
 from playground.ui.results import HEADERS, export_files, record_dicts, table_rows
 
-LOADED = Loaded(device="CPU", precision="int4", device_note="int4 group 64", context_length=2048, threads=1,
+LOADED = Loaded(device="CPU", precision="int4", device_note="int4 group 64", threads=1,
                 versions="openvino 2026.4; python 3.11", load_s=1.25, conversion_s=9.5,
                 conversion_reused=False)
 RESULT = Result(prompt_tokens=17, new_tokens=5, ttft_s=0.0421, decode_tokens_per_s=38.25, e2e_s=0.1532,
@@ -200,7 +200,7 @@ def test_a_lane_builds_its_record_from_the_messages(caplog) -> None:
         "CPU", "int4", "int4 group 64", 1, "openvino 2026.4; python 3.11")
     assert record.run == 1 and record.extra["prompt_ids_digest"] == "abc123" and not record.traceback
     assert isinstance(worker.command(), Generate) and lane.state is LaneState.GENERATING  # run 2
-    with caplog.at_level(logging.ERROR, logger="playground.engine.comparison"):
+    with caplog.at_level(logging.INFO, logger="playground.engine.comparison"):
         worker.reply(Failed("generate", "RuntimeError: boom", "Traceback ...\nRuntimeError: boom"))
         events = list(lane.receive())
     failed = next(e.record for e in events if isinstance(e, ResultEvent))

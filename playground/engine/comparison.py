@@ -314,11 +314,13 @@ class _Lane:
         elif isinstance(message, Result):
             yield from self._finish_run(message)
         elif isinstance(message, Failed):
-            log.error("%s: %s failed: %s\n%s", self.key, message.command, message.message, message.traceback)
+            # the traceback goes to the log file (and the record), the one sentence to the console too
+            log.info("%s: traceback of the failed %s:\n%s", self.key, message.command, message.traceback)
             if message.command == Load.kind:
                 reason = self.worker.child_out_of_memory() or message.message
                 yield from self.fail(reason, trace=message.traceback)
             else:
+                log.warning("%s: a run failed: %s", self.key, message.message)
                 yield from self._finish_run(None, error=message.message, trace=message.traceback)
         else:
             yield from self.fail(f"{self.spec.backend}: the worker sent an unexpected {message.kind} message")

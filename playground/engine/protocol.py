@@ -158,7 +158,6 @@ class Loaded(LoadReport):
     device: str
     precision: str
     device_note: str = ""
-    context_length: int | None = None
     threads: int | None = None
     versions: str = ""
 

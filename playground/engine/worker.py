@@ -146,7 +146,6 @@ class Worker:
                 device=self.backend.device,
                 precision=self.backend.precision,
                 device_note=self.backend.device_note,
-                context_length=self.backend.context_length,
             )
         )
 
