@@ -322,3 +322,25 @@ def test_logs_go_to_the_cache(tmp_path: Path, monkeypatch) -> None:
             if getattr(handler, "_playground", False):
                 logging.getLogger("playground").removeHandler(handler)
                 handler.close()
+
+
+def test_a_real_worker_speaks_the_protocol(tmp_path: Path, monkeypatch) -> None:
+    """The worker process itself (about a second: no runtime is imported): handshake, a failing
+    command answered with its sentence and traceback, the worker still serving, then Exit."""
+    from playground.engine.launcher import WorkerProcess
+
+    monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path))
+    worker = WorkerProcess("protocol-test")
+    try:
+        worker.send(Probe("no-such-runtime"))
+        failed = worker.recv()
+        assert isinstance(failed, Failed) and failed.command == "probe"
+        assert "Unknown backend 'no-such-runtime'" in failed.message
+        assert failed.traceback.startswith("Traceback") and "get_backend_class" in failed.traceback
+        worker.send(Generate("hi", GenerationSettings().to_dict(), 0.05))  # nothing loaded yet
+        failed = worker.recv()
+        assert isinstance(failed, Failed) and failed.message == "No model loaded"
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0  # Exit ended it cleanly
+    assert "probe failed" in worker.log_path.read_text()  # the worker's log keeps the traceback
