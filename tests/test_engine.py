@@ -323,6 +323,11 @@ def test_model_a_backend_cannot_convert(tmp_path: Path) -> None:
     errors = {r.backend: r.error for r in records}
     assert "model builder failed" in errors["onnxruntime-genai"]
     assert errors["transformers"] == ""
+    # the worker's traceback is kept in the record (JSON), the builder's full output in the worker log
+    failed = next(r for r in records if r.backend == "onnxruntime-genai")
+    assert failed.traceback.startswith("Traceback") and "ModelFormatError" in failed.traceback
+    log_path = Path(errors["onnxruntime-genai"].split("Full output in ")[1].split()[0].rstrip(".)"))
+    assert "----- ONNX Runtime GenAI model builder" in log_path.read_text()
 
 
 def test_crashed_worker_is_reported_and_others_carry_on() -> None:

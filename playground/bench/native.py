@@ -17,6 +17,7 @@ original stdout (runtimes that print are sent to stderr).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -180,6 +181,9 @@ class NativeServer:
 def main() -> None:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # runtimes' prints must not break the protocol
+    logging.basicConfig(  # exporters' output and diagnostics: stderr, this server's log
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     server = NativeServer()
     for line in sys.stdin:
         command = json.loads(line)

@@ -8,6 +8,7 @@ the full output stays in the worker's log file, whose path the message names.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -17,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 SUPPORT_MATRIX = Path(__file__).with_name("support_matrix.json")
+log = logging.getLogger(__name__)
 BACKEND_LABELS = {
     "transformers": "transformers",
     "openvino-genai": "openvino-genai",
@@ -223,8 +225,8 @@ def worker_log_path() -> str:
 
 
 def log_output(title: str, output: str) -> None:
-    """Keep a tool's full output in the worker log (this process's stderr)."""
-    print(f"----- {title} -----\n{output}\n----- end of {title} -----", file=sys.stderr, flush=True)
+    """Keep a tool's full output in the worker log (this process's stderr, where the worker logs)."""
+    log.info("----- %s -----\n%s\n----- end of %s -----", title, output, title)
 
 
 def load_failure(backend: str, precision: str, model_dir: Path, error: BaseException) -> Exception:
