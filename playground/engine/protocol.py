@@ -64,13 +64,12 @@ class LaneState(str, Enum):
 
 
 _TERMINAL = frozenset({LaneState.DONE, LaneState.STOPPED, LaneState.ERROR})
-_ENDS = _TERMINAL
 _NEXT: dict[LaneState, frozenset[LaneState]] = {
-    LaneState.QUEUED: frozenset({LaneState.STARTING, LaneState.LOADING}) | _ENDS,  # loading: a kept worker
-    LaneState.STARTING: frozenset({LaneState.LOADING}) | _ENDS,
-    LaneState.LOADING: frozenset({LaneState.CONVERTING, LaneState.GENERATING}) | _ENDS,
-    LaneState.CONVERTING: frozenset({LaneState.LOADING}) | _ENDS,
-    LaneState.GENERATING: _ENDS,  # the next run is generating again
+    LaneState.QUEUED: frozenset({LaneState.STARTING, LaneState.LOADING}) | _TERMINAL,  # loading: kept worker
+    LaneState.STARTING: frozenset({LaneState.LOADING}) | _TERMINAL,
+    LaneState.LOADING: frozenset({LaneState.CONVERTING, LaneState.GENERATING}) | _TERMINAL,
+    LaneState.CONVERTING: frozenset({LaneState.LOADING}) | _TERMINAL,
+    LaneState.GENERATING: _TERMINAL,  # the next run is generating again
     LaneState.DONE: frozenset(),
     LaneState.STOPPED: frozenset(),
     LaneState.ERROR: frozenset(),
