@@ -108,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import gradio as gr
 
+    from playground.ui.server_tuning import quiet_queue
+
     app = build_app(options, probes)
     app.launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth,
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )
+    quiet_queue(app)
     if args.share and not app.share_url:
         print(f"\nSHARE LINK FAILED: the gradio share service could not be reached from this machine, "
               f"so there is no public link. Still serving locally at {app.local_url}", flush=True)

@@ -24,17 +24,21 @@ from playground.ui.panels import header_markdown, metrics_markdown
 from playground.ui.results import export_files, record_dicts, table_rows
 
 UPDATE_INTERVAL_S = 0.1  # at most 10 page updates a second, whatever the backends do
-FAIR_UPDATE_INTERVAL_S = 0.25  # while a backend generates alone (fair mode): 4 a second
+# While a backend generates alone (the fair mode) every frame the page draws takes memory bandwidth
+# and cache from the run being timed, even on a core of its own (pinning the browser away did not
+# help on the 2-core machine; sending nothing while generating did). So text moves twice a second,
+# the panel's figures once a second, and the charts only every few seconds.
+FAIR_UPDATE_INTERVAL_S = 0.5
 FAIR_METRICS_EVERY_S = 1.0
 # The fair mode with a page: the engine pauses before each run while the page draws the last one's
 # result, and the page sends nothing in a run's first quarter second (a short run is never drawn over).
 PAGE_SETTLE_S = 0.5
-PAGE_DRAW_S = 0.3  # > FAIR_UPDATE_INTERVAL_S: the frame announcing the run always fits in
+PAGE_DRAW_S = 0.3  # the frame announcing the run always fits in
 FAIR_FIRST_FRAME_S = 0.25
-# Charts cost the browser a full plotly redraw each: once a second, and only every few seconds
-# while a backend generates alone (the fair mode), so the page does not slow what it measures.
+# Charts cost the browser a full plotly redraw each: once a second, and every five seconds while a
+# backend generates alone (a short run is drawn when it ends, a long one still moves).
 CHART_EVERY_S = 1.0
-FAIR_CHART_EVERY_S = 3.0
+FAIR_CHART_EVERY_S = 5.0
 USER_ERRORS = (SettingsError, ModelNotFoundError)
 FORM_FIELDS = len(RunForm.__dataclass_fields__)
 
@@ -64,7 +68,7 @@ class Controller:
         """``run.updates()`` with the utilization monitor sampling for its whole length."""
         self.monitor.run_started()
         try:
-            yield from run.updates(lambda: FAIR_UPDATE_INTERVAL_S if run.generating_alone()
+            yield from run.updates(lambda: FAIR_UPDATE_INTERVAL_S if run.measuring_alone()
                                    else UPDATE_INTERVAL_S)
         finally:
             self.monitor.run_ended()
@@ -176,7 +180,7 @@ class Controller:
                 self._changed(frame, shown, slot.text, lane.text)
                 # Live figures while a backend generates alone: once a second (the text streams on).
                 now = time.monotonic()
-                quiet = lane.state == "generating" and run.generating_alone()
+                quiet = lane.state == "generating" and lane.streaming and run.measuring_alone()
                 if (not quiet or shown.get((lane.key, "state")) != lane.state
                         or now - shown.get((lane.key, "metrics_at"), 0.0) >= FAIR_METRICS_EVERY_S):
                     shown[(lane.key, "state")], shown[(lane.key, "metrics_at")] = lane.state, now
@@ -224,8 +228,8 @@ class Controller:
         return "Stopping…"
 
     def _charts_due(self, run: LiveRun) -> dict:
-        """Both charts when their cadence says so (slower while a backend generates alone)."""
-        every = FAIR_CHART_EVERY_S if run.generating_alone() else CHART_EVERY_S
+        """Both charts when their cadence says so (slower while a backend is timed alone)."""
+        every = FAIR_CHART_EVERY_S if run.measuring_alone() else CHART_EVERY_S
         now = time.monotonic()
         if now - run.charts_drawn_at < every:
             return {}

@@ -54,6 +54,7 @@ class LaneView:
     error: str = ""
     version: int = 0
     generating_since: float = 0.0  # app-side monotonic time of the last "generating" state
+    streaming: bool = False  # tokens of the announced run have arrived (its timing is under way)
 
     @classmethod
     def for_spec(cls, spec: BackendSpec) -> LaneView:
@@ -71,6 +72,7 @@ class LaneView:
             if self.first_tokens_s is None and event.tokens > 0:
                 self.first_tokens_s = event.elapsed_s
             self.points.append((event.elapsed_s, event.tokens))
+            self.streaming = True
         elif isinstance(event, (StateEvent, ErrorEvent)):
             if event.state is LaneState.GENERATING:
                 self.generating_since = time.monotonic()
@@ -138,6 +140,7 @@ class LiveRun:
         self.lock = threading.Lock()  # held while a lane changes or is rendered
         self._changed = threading.Condition(self.lock)
         self._dirty = False
+        self._urgent = False  # a lane changed state or finished a run: the page should not wait
         self.finished = False
         self.failure: BaseException | None = None
         self.charts_drawn_at = 0.0  # monotonic time the page last got the charts (their cadence)
@@ -158,6 +161,7 @@ class LiveRun:
                     if lane is not None:
                         lane.apply(event)
                     self._dirty = True
+                    self._urgent = self._urgent or event.kind != "tokens"
                     self._changed.notify_all()
         except BaseException as exc:
             log.exception("the comparison failed")
@@ -173,20 +177,21 @@ class LiveRun:
     def updates(self, interval_s: float | Callable[[], float] = 0.1,
                 heartbeat_s: float = 1.0) -> Iterator[None]:
         """Yield whenever lanes changed, at most once per ``interval_s`` (a number, or a callable
-        asked each time), at least every ``heartbeat_s`` (the charts move on while nothing
-        streams, e.g. during loading), and once at the end."""
+        asked each time) for streamed tokens but at once for a state change or a finished run (the
+        fair mode's pause before a run is when the page should draw), at least every ``heartbeat_s``
+        (the charts move on while nothing streams, e.g. during loading), and once at the end."""
         interval = interval_s if callable(interval_s) else (lambda: interval_s)
         thread = threading.Thread(target=self._background, name="comparison", daemon=True)
         thread.start()
         try:
             next_at = 0.0
             while True:
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
                 with self._changed:
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        self._changed.wait_for(lambda: self._urgent or self.finished, timeout=delay)
                     self._changed.wait_for(lambda: self._dirty or self.finished, timeout=heartbeat_s)
-                    self._dirty = False
+                    self._dirty = self._urgent = False
                     finished = self.finished
                 next_at = time.monotonic() + interval()
                 yield
@@ -219,6 +224,11 @@ class LiveRun:
         """A backend is generating in the fair (sequential) mode: the page should keep quiet."""
         return self.comparison.request.mode == "sequential" and any(
             lane.state == "generating" for lane in self.lanes.values())
+
+    def measuring_alone(self) -> bool:
+        """Like ``generating_alone``, once the announced run's tokens flow (not in its pause)."""
+        return self.comparison.request.mode == "sequential" and any(
+            lane.state == "generating" and lane.streaming for lane in self.lanes.values())
 
     def stop(self) -> None:
         self.comparison.stop()
