@@ -36,7 +36,7 @@ pytestmark = [
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from playground.backends.npu_library import NPULibraryBackend
+from playground.backends.npu_library_backend import NPULibraryBackend
 from playground.settings import GenerationSettings
 
 model_dir, max_new, precisions = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
