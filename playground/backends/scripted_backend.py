@@ -6,7 +6,7 @@ Hidden unless ``PLAYGROUND_SCRIPTED_BACKEND=1`` (workers inherit the variable): 
 on a user's page.
 
 What it does is chosen by its precision (the load) and by ``key=value`` words in the prompt
-(the generation), e.g. the prompt ``"tokens=40 delay=0.05 hang_after=3"``:
+(the generation), e.g. the prompt ``"tokens=40 delay=0.05 load-slow:hang_after=3"``:
 
 - precision ``scripted`` loads at once; ``load-slow`` takes ``LOAD_SLOW_S`` seconds, reporting
   progress; ``load-fails`` raises a ``ModelFormatError``; ``load-hangs`` never returns;
@@ -15,6 +15,8 @@ What it does is chosen by its precision (the load) and by ``key=value`` words in
   (default 0.005), ``first_delay=S`` before the first one (prefill), ``hang_after=N`` stops
   answering after N tokens (ignores Stop, like a stuck native call), ``crash_after=N`` kills the
   process (SIGKILL, like a native crash), ``fail_after=N`` raises a ``BackendError``.
+- ``PRECISION:key=value`` applies to the lane at that precision only, so one comparison can hold
+  a lane that hangs next to one that does not.
 
 Token ``i`` is the text ``" w{i}"`` with id ``i``; the prompt's "tokens" are its UTF-8 bytes.
 """
@@ -45,12 +47,22 @@ LOAD_SLOW_S = 1.0
 DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005
 VERSION = "scripted 1"
-DIRECTIVE = re.compile(r"\b(tokens|delay|first_delay|hang_after|crash_after|fail_after)=([0-9.]+)")
+DIRECTIVE = re.compile(
+    r"(?<![\w:-])(?:([a-z][a-z-]*):)?(tokens|delay|first_delay|hang_after|crash_after|fail_after)=([0-9.]+)"
+)
 
 
-def directives(prompt: str) -> dict[str, float]:
-    """The ``key=value`` words of a prompt (the last one wins)."""
-    return {key: float(value) for key, value in DIRECTIVE.findall(prompt)}
+def directives(prompt: str, precision: str = "scripted") -> dict[str, float]:
+    """The ``key=value`` words of a prompt for the lane at ``precision``: unscoped words apply to
+    every lane, ``precision:key=value`` only to that one (and wins); otherwise the last one wins."""
+    found: dict[str, float] = {}
+    scoped: dict[str, float] = {}
+    for scope, key, value in DIRECTIVE.findall(prompt):
+        if not scope:
+            found[key] = float(value)
+        elif scope == precision:
+            scoped[key] = float(value)
+    return {**found, **scoped}
 
 
 def hang() -> None:
@@ -100,7 +112,7 @@ class ScriptedBackend(Backend):
     def generate(
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
-        script = directives(prompt)
+        script = directives(prompt, self.precision)
         prompt_ids = list(prompt.encode())
         wanted = min(int(script.get("tokens", DEFAULT_TOKENS)), settings.max_new_tokens)
         delay = script.get("delay", DEFAULT_DELAY_S)
