@@ -64,18 +64,21 @@ def own_entry_points(group: str) -> dict[str, str]:
 
 
 def registrations(group: str) -> list[Registration]:
-    """Every entry point in ``group``: installed distributions' first, ours from the checkout's
-    ``pyproject.toml`` when this project is not installed. A name registered twice keeps the
-    first and logs the second."""
-    found: dict[str, Registration] = {}
-    ours_installed = False
+    """Every entry point in ``group``: ours first (from our installed distribution, or from the
+    checkout's ``pyproject.toml`` when this project is not installed), then other distributions'.
+    A name registered twice keeps the first, so a plugin cannot replace a built-in by its name."""
+    ours: list[Registration] = []
+    others: list[Registration] = []
     for entry in metadata.entry_points(group=group):
         dist = entry.dist.name if entry.dist is not None else "?"
-        ours_installed = ours_installed or _normalise(dist) == DIST_NAME
-        _add(found, Registration(entry.name, entry.value, dist))
-    if not ours_installed and PYPROJECT.is_file():
-        for name, target in own_entry_points(group).items():
-            _add(found, Registration(name, target, "pyproject.toml"))
+        found_in = ours if _normalise(dist) == DIST_NAME else others
+        found_in.append(Registration(entry.name, entry.value, dist))
+    if not ours and PYPROJECT.is_file():
+        table = own_entry_points(group)
+        ours = [Registration(name, target, "pyproject.toml") for name, target in table.items()]
+    found: dict[str, Registration] = {}
+    for entry in [*ours, *others]:
+        _add(found, entry)
     return list(found.values())
 
 
