@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from playground.backends import backend_names
+from playground.backends import ONLY_ENV, backend_names
 from playground.backends.scripted_backend import ENABLE_ENV, directives
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
@@ -49,6 +49,11 @@ def test_hidden_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     assert backend_names()[:5] == [
         "transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library"
     ]
+
+
+def test_only_env_narrows_what_is_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ONLY_ENV, "scripted, transformers")
+    assert backend_names() == ["transformers", "scripted"]
 
 
 def test_directives_are_read_from_the_prompt() -> None:

@@ -7,12 +7,14 @@ lazily, so loading the registry is cheap and safe in the app process.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from playground.backends.base import Backend
 from playground.plugins import BACKENDS_GROUP, load_classes
 
 # The order panels and tables use; registered backends not listed here come after, by name.
+ONLY_ENV = "PLAYGROUND_ONLY_BACKENDS"
 PREFERRED_ORDER = ("transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library")
 
 
@@ -28,10 +30,23 @@ def _registered() -> tuple[dict[str, type[Backend]], dict[str, str]]:
     return found, problems
 
 
+def only_env() -> set[str] | None:
+    """``PLAYGROUND_ONLY_BACKENDS=a,b``: offer just these registered backends (unset: all of them),
+    e.g. to leave out a runtime whose import crashes here; the fast tests use it to skip probing
+    the real runtimes. Workers inherit it, so they agree with the app."""
+    names = {name.strip() for name in os.environ.get(ONLY_ENV, "").split(",") if name.strip()}
+    return names or None
+
+
 def backend_classes() -> dict[str, type[Backend]]:
     """Name -> class of every backend offered here, in panel order (cached; ``reload()`` re-reads)."""
     rank = {name: index for index, name in enumerate(PREFERRED_ORDER)}
-    offered = {name: cls for name, cls in _registered()[0].items() if cls.offered()}
+    only = only_env()
+    offered = {
+        name: cls
+        for name, cls in _registered()[0].items()
+        if cls.offered() and (only is None or name in only)
+    }
     return dict(sorted(offered.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
 
