@@ -70,6 +70,7 @@ def test_config_takes_the_plain_phi3_export_paths() -> None:
         assert config[key] % 128 == 0, f"{key} must split into int4 groups of 128"
 
 
+@pytest.mark.slow
 def test_loads_offline_as_small_phi3(model: PreTrainedModel) -> None:
     assert type(model).__name__ == "Phi3ForCausalLM"
     n_params = sum(p.numel() for p in model.parameters())
@@ -112,6 +113,7 @@ def test_chat_template_renders_phi3_format(tokenizer: PreTrainedTokenizerBase) -
     assert render_prompt(Path(DEMO_MODEL_DIR), "What is a list?", SYSTEM) == prompt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", ['What is the "assert" statement?', "Tell me about the json module."])
 def test_greedy_chat_reply_is_english_words(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str

@@ -24,6 +24,7 @@ PRECISIONS = ("int4", "int8", "fp16")
 MAX_NEW_TOKENS = 24
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("intel_npu_acceleration_library") is None,
         reason="Intel NPU Acceleration Library not installed: run `python scripts/install_npu_library.py`",

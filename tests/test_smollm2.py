@@ -207,6 +207,7 @@ def test_chat_template_renders_chatml(folder: Path) -> None:
     assert render_prompt(folder, QUESTION).startswith(default_system)
 
 
+@pytest.mark.slow
 def test_transformers_answers_paris_through_the_engine(folder: Path) -> None:
     request = ComparisonRequest(
         prompts=[QUESTION], specs=[BackendSpec("transformers")], model="smollm2",
@@ -263,6 +264,7 @@ def test_app_opens_on_smollm2_when_set_up_else_demo(tmp_path: Path) -> None:
         assert "'smollm2'" in present.stdout and "SmolLM2-135M-Instruct" in present.stdout
 
 
+@pytest.mark.slow
 def test_bench_cli_runs_smollm2(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = subprocess.run(
