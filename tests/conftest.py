@@ -159,3 +159,17 @@ def echo_plugin_importable(echo_plugin: Path, monkeypatch: pytest.MonkeyPatch) -
     yield echo_plugin
     monkeypatch.undo()
     backends.reload()
+
+
+@pytest.fixture(scope="session")
+def scripted_app(echo_plugin: Path, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
+    """The real app on loopback whose only backends are the scripted one and the example plugin:
+    the fast layer's page. ``PLAYGROUND_ONLY_BACKENDS`` spares it probing the real runtimes."""
+    from playground.backends import ONLY_ENV
+    from playground.backends.scripted_backend import ENABLE_ENV
+
+    with pytest.MonkeyPatch.context() as patch:  # the app (and its workers) inherit these
+        patch.setenv(ENABLE_ENV, "1")
+        patch.setenv(ONLY_ENV, "scripted,echo")
+        patch.setenv("PYTHONPATH", with_python_path(echo_plugin))
+        return launch_app(["--model", "demo", "--backends", "scripted,echo"], "app-scripted.log")

@@ -1,31 +1,18 @@
 """The fast layer over HTTP: the real app on loopback, driven by gradio_client, with the scripted
 backend and the installed example plugin as its lanes, so runs take a second and load no model.
 
-``PLAYGROUND_ONLY_BACKENDS`` keeps the start-up probe to these two (probing imports each real
-runtime in a worker: ~20 s here). The real-runtime versions are in ``test_app_http.py`` (slow).
+The ``scripted_app`` fixture (conftest) sets ``PLAYGROUND_ONLY_BACKENDS`` so the start-up probe
+covers these two (probing imports each real runtime in a worker: ~20 s here).
+The real-runtime versions are in ``test_app_http.py`` (slow).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from conftest import AppServer, with_python_path
+from conftest import AppServer
 from gradio_client import Client
-
-from playground.backends import ONLY_ENV
-from playground.backends.scripted_backend import ENABLE_ENV
-
-
-@pytest.fixture(scope="module")
-def scripted_app(echo_plugin: Path, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
-    with pytest.MonkeyPatch.context() as patch:  # the app (and its workers) inherit these
-        patch.setenv(ENABLE_ENV, "1")
-        patch.setenv(ONLY_ENV, "scripted,echo")
-        patch.setenv("PYTHONPATH", with_python_path(echo_plugin))
-        return launch_app(["--model", "demo", "--backends", "scripted,echo"], "app-scripted.log")
 
 
 @pytest.fixture(scope="module")
