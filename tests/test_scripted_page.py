@@ -55,7 +55,7 @@ def run(page, prompt: str) -> None:
 
 
 def test_panels_stream_then_show_the_result(page) -> None:
-    run(page, "tokens=80 delay=0.02 hello from the page")
+    run(page, "tokens=40 delay=0.02 hello from the page")
     seen: list[list[int]] = []
     final = wait_for_status(page, "Finished", "Stopped", "failed", timeout_s=60,
                             every=lambda: seen.append(page.evaluate(PANEL_TEXTS)))
@@ -63,7 +63,7 @@ def test_panels_stream_then_show_the_result(page) -> None:
     texts = page.evaluate(PANEL_TEXT_VALUES)
     index = lanes(page)
     assert len(texts) == 2, texts
-    assert texts[index["scripted"]].split() == [f"w{i}" for i in range(80)], texts
+    assert texts[index["scripted"]].split() == [f"w{i}" for i in range(40)], texts
     assert "hello from the page" in texts[index["echo"]]
     lengths = [len(text) for text in texts]
     partial = [(i, n) for snapshot in seen for i, n in enumerate(snapshot) if 0 < n < lengths[i]]

@@ -43,7 +43,7 @@ from playground.backends.base import (
 from playground.settings import GenerationSettings
 
 ENABLE_ENV = "PLAYGROUND_SCRIPTED_BACKEND"
-LOAD_SLOW_S = 1.0
+LOAD_SLOW_S = 0.5
 DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005
 VERSION = "scripted 1"
