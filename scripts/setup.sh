@@ -9,6 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
+# The project itself, editable and without dependencies (pinned above): this registers its entry
+# points (backends, utilization readers), the same way a plugin package registers its own. Without
+# it the app still works from the checkout: it then reads those entry points from pyproject.toml.
+.venv/bin/python -m pip install -q --no-deps -e . \
+  || echo "warning: the project is not pip-installed; its entry points are read from pyproject.toml" >&2
 # The Intel NPU Acceleration Library (fifth backend): built against pip's OpenVINO on Linux.
 if [ -f scripts/install_npu_library.py ]; then
   .venv/bin/python scripts/install_npu_library.py || echo "warning: NPU library not installed; the app runs without that backend" >&2

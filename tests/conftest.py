@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,3 +123,53 @@ def app_server(app_model: str, launch_app: Callable[[list[str], str], AppServer]
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+PLUGIN_EXAMPLE = REPO_ROOT / "tests" / "plugin_example"
+
+
+@pytest.fixture(scope="session")
+def echo_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin package (``tests/plugin_example``) pip-installed into a temp folder, the way
+    a user installs a plugin, but without touching the shared venv: put the folder on ``sys.path``
+    and ``PYTHONPATH`` (workers inherit it) and the registry finds its entry point."""
+    work = tmp_path_factory.mktemp("echo-plugin")
+    source, target = work / "source", work / "site"
+    shutil.copytree(PLUGIN_EXAMPLE, source)  # the build writes into its source folder
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    result = subprocess.run([*install, "--no-build-isolation", str(source)], capture_output=True, text=True)
+    if result.returncode != 0:  # no usable setuptools in this venv: let pip fetch one
+        result = subprocess.run([*install, str(source)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return target
+
+
+def with_python_path(folder: Path) -> str:
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
+@pytest.fixture
+def echo_plugin_importable(echo_plugin: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The installed example plugin importable here and in every child (the app, its workers)."""
+    from playground import backends
+
+    monkeypatch.syspath_prepend(str(echo_plugin))
+    monkeypatch.setenv("PYTHONPATH", with_python_path(echo_plugin))
+    backends.reload()
+    yield echo_plugin
+    monkeypatch.undo()
+    backends.reload()
+
+
+@pytest.fixture(scope="session")
+def scripted_app(echo_plugin: Path, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
+    """The real app on loopback whose only backends are the scripted one and the example plugin:
+    the fast layer's page. ``PLAYGROUND_ONLY_BACKENDS`` spares it probing the real runtimes."""
+    from playground.backends import ONLY_ENV
+    from playground.backends.scripted_backend import ENABLE_ENV
+
+    with pytest.MonkeyPatch.context() as patch:  # the app (and its workers) inherit these
+        patch.setenv(ENABLE_ENV, "1")
+        patch.setenv(ONLY_ENV, "scripted,echo")
+        patch.setenv("PYTHONPATH", with_python_path(echo_plugin))
+        return launch_app(["--model", "demo", "--backends", "scripted,echo"], "app-scripted.log")

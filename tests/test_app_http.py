@@ -37,6 +37,7 @@ def test_help_lists_the_launch_options() -> None:
     assert "GRADIO_SERVER_PORT" in result.stdout
 
 
+@pytest.mark.slow
 def test_compare_returns_text_and_metrics_for_every_backend(client: Client, backends: list[dict]) -> None:
     usable = {b["name"] for b in backends if b["usable"]}
     assert usable, backends
@@ -56,6 +57,7 @@ def test_compare_returns_text_and_metrics_for_every_backend(client: Client, back
         assert 0 <= record["agreement_pct"] <= 100 and 0 <= record["text_similarity"] <= 1, name
 
 
+@pytest.mark.slow
 def test_compare_takes_the_reference_lane(client: Client) -> None:
     result = compare(client, prompt=PROMPT, max_new_tokens=8, stop_at_eos=False,
                      backends="onnxruntime-genai,openvino-genai:CPU:int8", reference="openvino-genai")
@@ -67,6 +69,7 @@ def test_compare_takes_the_reference_lane(client: Client) -> None:
     assert not refused["ok"] and "not one of the selected backends" in refused["error"]
 
 
+@pytest.mark.slow
 def test_unavailable_device_gives_an_error_row_while_others_succeed(
     client: Client, backends: list[dict]
 ) -> None:
@@ -86,6 +89,7 @@ def test_unavailable_device_gives_an_error_row_while_others_succeed(
     assert rows[good]["error"] == "" and rows[good]["text"].strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"prompt": ""}, "The prompt is empty"),
     ({"prompt": "   \n"}, "The prompt is empty"),
@@ -111,6 +115,7 @@ def shared_server(app_model: str, launch_app):
     server.stop()  # free the memory before the browser tests
 
 
+@pytest.mark.slow
 def test_share_failure_is_reported_and_the_app_keeps_serving(shared_server) -> None:
     deadline = time.monotonic() + 60
     while "SHARE LINK FAILED" not in shared_server.log() and time.monotonic() < deadline:
@@ -122,6 +127,7 @@ def test_share_failure_is_reported_and_the_app_keeps_serving(shared_server) -> N
     assert shared_server.proc.poll() is None and shared_server.serving()
 
 
+@pytest.mark.slow
 def test_shared_page_refuses_local_folders_and_downloads(shared_server) -> None:
     client = Client(shared_server.url, verbose=False)
     local = compare(client, prompt=PROMPT, model=str(REPO_ROOT / "tests"))

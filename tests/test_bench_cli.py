@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from playground.paths import REPO_ROOT
 
 ISSUE_FIELDS = {
@@ -49,6 +51,7 @@ def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_bench_prints_medians_and_writes_records(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = bench(
@@ -98,6 +101,7 @@ def test_bench_prints_medians_and_writes_records(tmp_path: Path) -> None:
     assert "loading" in result.stderr and "done: all runs finished" in result.stderr
 
 
+@pytest.mark.slow
 def test_bench_reads_prompts_from_a_file(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("What is a list?\n\nExplain the json module.\n")
@@ -115,6 +119,7 @@ def test_bench_reads_prompts_from_a_file(tmp_path: Path) -> None:
     assert len(json.loads(out.read_text())) == 2
 
 
+@pytest.mark.slow
 def test_list_devices_says_what_is_missing_and_why() -> None:
     result = bench("--list-devices")
     assert result.returncode == 0, result.stderr
@@ -134,6 +139,7 @@ def test_bench_reports_bad_input_clearly() -> None:
     assert result.returncode == 2 and "between 1 and 4096" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_backend_does_not_stop_the_others(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = bench(

@@ -70,6 +70,7 @@ def test_config_takes_the_plain_phi3_export_paths() -> None:
         assert config[key] % 128 == 0, f"{key} must split into int4 groups of 128"
 
 
+@pytest.mark.slow
 def test_loads_offline_as_small_phi3(model: PreTrainedModel) -> None:
     assert type(model).__name__ == "Phi3ForCausalLM"
     n_params = sum(p.numel() for p in model.parameters())
@@ -77,6 +78,7 @@ def test_loads_offline_as_small_phi3(model: PreTrainedModel) -> None:
     assert model.config.vocab_size == model.get_output_embeddings().weight.shape[0]
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 def test_special_tokens_and_eos(tokenizer: PreTrainedTokenizerBase) -> None:
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in ["<unk>", "<s>", "</s>", *CHAT_TOKENS]}
     assert len(set(ids.values())) == len(ids), ids
@@ -90,6 +92,7 @@ def test_special_tokens_and_eos(tokenizer: PreTrainedTokenizerBase) -> None:
     assert set(_config()["eos_token_id"]) == set(eos)
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 def test_no_bos_added_and_text_round_trips(tokenizer: PreTrainedTokenizerBase) -> None:
     text = 'The "assert" statement checks 2 + 2 == 4, naïvely. 🙂'
     ids = tokenizer(text)["input_ids"]
@@ -98,6 +101,7 @@ def test_no_bos_added_and_text_round_trips(tokenizer: PreTrainedTokenizerBase) -
     assert tokenizer.decode(ids) == text
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 def test_chat_template_renders_phi3_format(tokenizer: PreTrainedTokenizerBase) -> None:
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is a list?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -112,6 +116,7 @@ def test_chat_template_renders_phi3_format(tokenizer: PreTrainedTokenizerBase) -
     assert render_prompt(Path(DEMO_MODEL_DIR), "What is a list?", SYSTEM) == prompt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", ['What is the "assert" statement?', "Tell me about the json module."])
 def test_greedy_chat_reply_is_english_words(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str

@@ -53,6 +53,7 @@ def records_of(comparison: Comparison, backend: str) -> list[RunRecord]:
     return [r for r in comparison.records if r.backend == backend]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_backend_streams_text_and_measures(all_backends, backend: str) -> None:
     comparison, events = all_backends
@@ -79,12 +80,14 @@ def test_backend_streams_text_and_measures(all_backends, backend: str) -> None:
     assert records[0].text == records[1].text
 
 
+@pytest.mark.slow
 def test_runtimes_agree_on_prompt_tokens(all_backends) -> None:
     comparison, _ = all_backends
     counts = {r.backend: r.prompt_tokens for r in comparison.records}
     assert len(set(counts.values())) == 1, counts
 
 
+@pytest.mark.slow
 def test_every_run_is_compared_with_the_fp32_reference(all_backends) -> None:
     """Auto reference = transformers fp32; the ids streamed are the text streamed."""
     comparison, _ = all_backends
@@ -107,6 +110,7 @@ def test_every_run_is_compared_with_the_fp32_reference(all_backends) -> None:
         assert (first.agreement_pct, first.text_similarity) == (second.agreement_pct, second.text_similarity)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NPU_LIBRARY_INSTALLED, reason="run `python scripts/install_npu_library.py` first")
 def test_npu_library_is_labelled_as_its_cpu_fallback(all_backends) -> None:
     comparison, _ = all_backends
@@ -119,6 +123,7 @@ def test_npu_library_is_labelled_as_its_cpu_fallback(all_backends) -> None:
     assert {r.device for r in records} == {ran_on}
 
 
+@pytest.mark.slow
 def test_records_say_how_they_were_measured(all_backends) -> None:
     """Thread budget, runtime versions, no page attached headless, others' share of the CPU."""
     comparison, _ = all_backends
@@ -135,6 +140,7 @@ def test_records_say_how_they_were_measured(all_backends) -> None:
     assert versions["onnxruntime-genai"].startswith("onnxruntime-genai ")
 
 
+@pytest.mark.slow
 def test_lanes_report_progress_states(all_backends) -> None:
     _, events = all_backends
     for backend in ALL_BACKENDS:
@@ -143,6 +149,7 @@ def test_lanes_report_progress_states(all_backends) -> None:
         assert "loading" in states and "generating" in states
 
 
+@pytest.mark.slow
 def test_conversion_is_reused_from_cache(all_backends) -> None:
     """The module fixture converted already; a second load must not convert again."""
     _, events = collect(
@@ -157,6 +164,7 @@ def test_conversion_is_reused_from_cache(all_backends) -> None:
     assert not any(m.startswith("Converting") for m in messages)
 
 
+@pytest.mark.slow
 def test_sampling_with_a_seed_is_repeatable() -> None:
     settings = GenerationSettings(max_new_tokens=24, do_sample=True, temperature=1.0, top_p=0.95, seed=7)
     request = ComparisonRequest(
@@ -171,6 +179,7 @@ def test_sampling_with_a_seed_is_repeatable() -> None:
         assert len(texts) == 2 and texts[0] == texts[1] and texts[0].strip(), texts
 
 
+@pytest.mark.slow
 def test_tokens_reach_the_caller_in_batches() -> None:
     comparison, events = collect(
         ComparisonRequest(
@@ -185,6 +194,7 @@ def test_tokens_reach_the_caller_in_batches() -> None:
     assert len(batches) < 600 / 5, f"{len(batches)} messages for 600 tokens: not batched"
 
 
+@pytest.mark.slow
 def test_parallel_mode_runs_backends_at_the_same_time() -> None:
     live: set[int] = set()
     most_live = 0
@@ -208,6 +218,7 @@ def test_parallel_mode_runs_backends_at_the_same_time() -> None:
     assert all(r.ok and r.text for r in comparison.records)
 
 
+@pytest.mark.slow
 def test_stop_ends_a_long_generation_early() -> None:
     comparison = Comparison(
         ComparisonRequest(
@@ -230,6 +241,7 @@ def test_stop_ends_a_long_generation_early() -> None:
 # -- bad input: a clear message for that backend or the run, and the others carry on ----------
 
 
+@pytest.mark.slow
 def test_unavailable_device_fails_only_its_lane() -> None:
     records = run_comparison(
         ComparisonRequest(
@@ -251,6 +263,7 @@ def test_unavailable_device_fails_only_its_lane() -> None:
     assert by_device["onnxruntime-genai", "cpu"].ok and by_device["onnxruntime-genai", "cpu"].text
 
 
+@pytest.mark.slow
 def test_unknown_backend_and_precision_get_messages() -> None:
     records = run_comparison(
         ComparisonRequest(
@@ -284,6 +297,7 @@ def bare_python() -> str | None:
     return candidate if probe.stdout.strip() == "False" else None
 
 
+@pytest.mark.slow
 def test_missing_runtime_package_is_explained() -> None:
     python = bare_python()
     if python is None:
@@ -302,6 +316,7 @@ def test_missing_runtime_package_is_explained() -> None:
     assert errors["onnxruntime-genai"] == ""
 
 
+@pytest.mark.slow
 def test_model_a_backend_cannot_convert(tmp_path: Path) -> None:
     """A Phi-3 config the ORT GenAI builder rejects (LongRoPE without factors): only ORT fails."""
     model = tmp_path / "odd-phi3"
@@ -330,6 +345,7 @@ def test_model_a_backend_cannot_convert(tmp_path: Path) -> None:
     assert "----- ONNX Runtime GenAI model builder" in log_path.read_text()
 
 
+@pytest.mark.slow
 def test_crashed_worker_is_reported_and_others_carry_on() -> None:
     def on_worker(lane: str, pid: int, started: bool) -> None:
         if started and lane.startswith("onnxruntime-genai"):
@@ -344,6 +360,7 @@ def test_crashed_worker_is_reported_and_others_carry_on() -> None:
     assert errors["openvino-genai"] == ""
 
 
+@pytest.mark.slow
 def test_hung_worker_is_killed_after_the_idle_timeout() -> None:
     """SIGSTOP freezes the worker mid-generation, as a deadlocked native runtime would."""
     pids: dict[str, int] = {}
@@ -422,6 +439,7 @@ def test_shared_pages_cannot_pick_local_folders() -> None:
         )
 
 
+@pytest.mark.slow
 def test_worker_pool_keeps_models_loaded_between_comparisons() -> None:
     pool = WorkerPool()
     pids: list[int] = []

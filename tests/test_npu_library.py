@@ -24,6 +24,7 @@ PRECISIONS = ("int4", "int8", "fp16")
 MAX_NEW_TOKENS = 24
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("intel_npu_acceleration_library") is None,
         reason="Intel NPU Acceleration Library not installed: run `python scripts/install_npu_library.py`",
@@ -36,7 +37,7 @@ pytestmark = [
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from playground.backends.npu_library import NPULibraryBackend
+from playground.backends.npu_library_backend import NPULibraryBackend
 from playground.settings import GenerationSettings
 
 model_dir, max_new, precisions = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")

@@ -171,12 +171,14 @@ def test_folder_is_a_complete_hf_model(folder: Path) -> None:
     assert tokenizer_config["eos_token"] == "<|im_end|>"
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 def test_tokenizer_names_the_chatml_tokens(tokenizer) -> None:
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.eos_token_id == 2
     assert tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>"]) == [0, 1]
     assert tokenizer.encode("<|im_start|>user\n", add_special_tokens=True)[0] == 1  # one token, no bos added
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 @pytest.mark.parametrize("text", SAMPLES)
 def test_tokenizer_round_trips_text_exactly(tokenizer, text: str) -> None:
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -184,11 +186,13 @@ def test_tokenizer_round_trips_text_exactly(tokenizer, text: str) -> None:
     assert "Ġ" not in tokenizer.decode(ids, skip_special_tokens=True) or "Ġ" in text
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 @pytest.mark.parametrize("text", SAMPLES)
 def test_tokenizer_matches_the_gguf_token_ids(tokenizer, reference: ReferenceBPE, text: str) -> None:
     assert tokenizer.encode(text, add_special_tokens=False) == reference.encode(text)
 
 
+@pytest.mark.slow  # transformers' tokenizer imports torch (~6-8 s)
 def test_tokenizer_matches_the_gguf_on_a_long_sample(tokenizer, reference: ReferenceBPE) -> None:
     text = (REPO_ROOT / "README.md").read_text() + (REPO_ROOT / "playground/engine/worker.py").read_text()
     ids = tokenizer.encode(text, add_special_tokens=False)
@@ -207,6 +211,7 @@ def test_chat_template_renders_chatml(folder: Path) -> None:
     assert render_prompt(folder, QUESTION).startswith(default_system)
 
 
+@pytest.mark.slow
 def test_transformers_answers_paris_through_the_engine(folder: Path) -> None:
     request = ComparisonRequest(
         prompts=[QUESTION], specs=[BackendSpec("transformers")], model="smollm2",
@@ -263,6 +268,7 @@ def test_app_opens_on_smollm2_when_set_up_else_demo(tmp_path: Path) -> None:
         assert "'smollm2'" in present.stdout and "SmolLM2-135M-Instruct" in present.stdout
 
 
+@pytest.mark.slow
 def test_bench_cli_runs_smollm2(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = subprocess.run(

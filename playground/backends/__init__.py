@@ -1,32 +1,63 @@
-"""Backend registry: every module in this package that defines a ``Backend`` subclass.
+"""Backend registry: every class registered under the ``ai_pc_playground.backends`` entry points.
 
-Adding a runtime means adding one file here. Adapter modules import their runtimes
-lazily, so discovering them is cheap and safe in the app process.
+Ours are declared in ``pyproject.toml`` like any plugin's (see ``playground.plugins``); a
+runtime in another package plugs in by being installed. Adapter modules import their runtimes
+lazily, so loading the registry is cheap and safe in the app process.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
+import os
 from functools import cache
 
 from playground.backends.base import Backend
+from playground.plugins import BACKENDS_GROUP, load_classes
 
-# The order panels and tables use; discovered backends not listed here come after.
+# The order panels and tables use; registered backends not listed here come after, by name.
+ONLY_ENV = "PLAYGROUND_ONLY_BACKENDS"
 PREFERRED_ORDER = ("transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library")
 
 
 @cache
-def backend_classes() -> dict[str, type[Backend]]:
+def _registered() -> tuple[dict[str, type[Backend]], dict[str, str]]:
+    classes, problems = load_classes(BACKENDS_GROUP, Backend)
     found: dict[str, type[Backend]] = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        for _, obj in inspect.getmembers(module, inspect.isclass):
-            if issubclass(obj, Backend) and obj is not Backend and not inspect.isabstract(obj):
-                found[obj.name] = obj
+    for name, cls in classes.items():
+        if cls.name != name:
+            problems[name] = f"the entry point is named {name!r} but {cls.__name__}.name is {cls.name!r}"
+        else:
+            found[name] = cls
+    return found, problems
+
+
+def only_env() -> set[str] | None:
+    """``PLAYGROUND_ONLY_BACKENDS=a,b``: offer just these registered backends (unset: all of them),
+    e.g. to leave out a runtime whose import crashes here; the fast tests use it to skip probing
+    the real runtimes. Workers inherit it, so they agree with the app."""
+    names = {name.strip() for name in os.environ.get(ONLY_ENV, "").split(",") if name.strip()}
+    return names or None
+
+
+def backend_classes() -> dict[str, type[Backend]]:
+    """Name -> class of every backend offered here, in panel order (cached; ``reload()`` re-reads)."""
     rank = {name: index for index, name in enumerate(PREFERRED_ORDER)}
-    return dict(sorted(found.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+    only = only_env()
+    offered = {
+        name: cls
+        for name, cls in _registered()[0].items()
+        if cls.offered() and (only is None or name in only)
+    }
+    return dict(sorted(offered.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
+def plugin_problems() -> dict[str, str]:
+    """Registered backends that could not be loaded, with the reason (printed at app start)."""
+    return dict(_registered()[1])
+
+
+def reload() -> None:
+    """Forget the registry, e.g. after installing a plugin or changing what is offered."""
+    _registered.cache_clear()
 
 
 def backend_names() -> list[str]:

@@ -1,7 +1,8 @@
 """The one interface every inference runtime adapter implements.
 
-An adapter lives in its own module under ``playground/backends/`` and is only ever
-imported inside a worker process (see ``playground.engine.worker``), so heavy runtime
+An adapter lives in its own module (ours under ``playground/backends/``, a plugin's in its
+own package), registered as an ``ai_pc_playground.backends`` entry point, and its runtime is
+only ever imported inside a worker process (see ``playground.engine.worker``), so heavy runtime
 imports belong inside its methods, never at module top level: the app process stays
 free of torch / OpenVINO / ORT thread pools.
 """
@@ -12,9 +13,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
+# Re-exported: adapters and plugins import every name of the interface from here.
+from playground.errors import BackendError, DeviceUnavailableError, MissingPackageError, ModelFormatError
+from playground.progress import Conversion, ProgressCallback
 from playground.settings import GenerationSettings
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendProbe",
+    "Conversion",
+    "DeviceProbe",
+    "DeviceUnavailableError",
+    "GenerationOutput",
+    "MissingPackageError",
+    "ModelFormatError",
+    "ProgressCallback",
+    "TokenCallback",
+]
 
 # Called by an adapter for every generated token (or small group of tokens) with the
 # text those tokens decode to (may be ""), how many tokens it covers, and their token ids
@@ -22,29 +40,6 @@ from playground.settings import GenerationSettings
 # when a call only flushes text). Returns False when the caller wants generation to stop.
 # Must stay cheap: it runs per token (the meter only extends a list with the ids).
 TokenCallback = Callable[[str, int, Sequence[int]], bool]
-
-
-class ProgressCallback(Protocol):
-    """Called with a human-readable step during long operations; ``stage`` is the lane state
-    the step belongs to ("loading", or "converting" for a first-time model conversion)."""
-
-    def __call__(self, text: str, stage: str = "loading") -> None: ...
-
-
-class BackendError(Exception):
-    """A failure with a message meant for the user of the playground, not a traceback."""
-
-
-class MissingPackageError(BackendError):
-    """The runtime package of a backend is not installed in this environment."""
-
-
-class DeviceUnavailableError(BackendError):
-    """The requested device is not present or not supported by this backend."""
-
-
-class ModelFormatError(BackendError):
-    """The model cannot be converted to / loaded in this backend's format."""
 
 
 @dataclass
@@ -81,16 +76,6 @@ class BackendProbe:
 
 
 @dataclass
-class Conversion:
-    """The model conversion a load went through (``playground.models.convert_cache``): the worker
-    reports its time apart from load time, so load_s compares runtimes, not first-run conversions."""
-
-    path: Path
-    reused: bool  # the cache had it
-    seconds: float = 0.0  # spent converting now (0 when reused)
-
-
-@dataclass
 class GenerationOutput:
     """What an adapter reports after a generation; timing is measured by the caller."""
 
@@ -120,6 +105,14 @@ class Backend(ABC):
         self.precision: str = ""
         self.context_length: int | None = None
         self.conversion: Conversion | None = None  # set by load() when it converts (or reuses one)
+
+    @classmethod
+    def offered(cls) -> bool:
+        """Whether the registry offers this backend here; a test-only backend says no unless asked.
+
+        Must be cheap and import nothing heavy: the app process calls it.
+        """
+        return True
 
     @classmethod
     def new_probe(cls) -> BackendProbe:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from playground.backends.base import Conversion, ProgressCallback
 from playground.paths import cache_dir
+from playground.progress import Conversion, ProgressCallback
 
 DONE_MARKER = ".conversion-complete.json"
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from playground.errors import ModelFormatError
+
 SUPPORT_MATRIX = Path(__file__).with_name("support_matrix.json")
 log = logging.getLogger(__name__)
 BACKEND_LABELS = {
@@ -234,7 +236,6 @@ def load_failure(backend: str, precision: str, model_dir: Path, error: BaseExcep
     the worker log."""
     import traceback
 
-    from playground.backends.base import ModelFormatError
 
     text = "".join(traceback.format_exception(error))
     log_output(f"{backend} {precision} load failure", text)

@@ -13,10 +13,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from playground.backends.base import Conversion, ModelFormatError, ProgressCallback
+from playground.errors import ModelFormatError
 from playground.models import quantization
 from playground.models.convert_cache import cached_conversion
 from playground.models.export_errors import Failure, explain, log_output
+from playground.progress import Conversion, ProgressCallback
 
 # Weight formats as in the guide: int4 symmetric, group size 128, 60% of layers int4.
 OPENVINO_WEIGHT_ARGS: dict[str, list[str]] = {
