@@ -1,0 +1,465 @@
+"""The history store, its owners, exports and retention: real SQLite and real files in a temp dir."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from playground import logs
+from playground.engine.records import RunRecord, metric
+from playground.history import owners, retention
+from playground.history.exports import exports_root, new_export_folder
+from playground.history.limits import DAY_S, HOUR_S, Retention
+from playground.history.limits import retention as retention_of
+from playground.history.location import data_root
+from playground.history.store import (
+    MAX_FILTER_CHARS,
+    SCHEMA_VERSION,
+    HistoryError,
+    HistoryFilter,
+    HistoryStore,
+    default_store,
+    record_from_dict,
+)
+
+ALICE, BOB = "user:alice", "user:bob"
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data folder and cache: nothing of the real user's is read or deleted."""
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(retention.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for kind in ("EXPORTS", "LOGS", "HISTORY"):
+        monkeypatch.delenv(f"PLAYGROUND_{kind}_KEEP", raising=False)
+        monkeypatch.delenv(f"PLAYGROUND_{kind}_MAX_AGE_HOURS", raising=False)
+    return tmp_path
+
+
+def record(backend: str = "transformers", model: str = "demo", run: int = 1, **figures) -> RunRecord:
+    figures.setdefault("decode_tokens_per_s", 40.0 + run)
+    figures.setdefault("ttft_s", 0.05)
+    figures.setdefault("text", f"answer of {backend} run {run}")
+    figures.setdefault("token_ids", [1, 2, 3])
+    return RunRecord(backend=backend, device="cpu", precision="fp32", model=model, run=run, **figures)
+
+
+def new_store(tmp_path: Path, **options) -> HistoryStore:
+    return HistoryStore(tmp_path / "data" / "history.sqlite3", **options)
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def test_saved_comparison_survives_a_restart(tmp_path):
+    store = new_store(tmp_path)
+    records = [record("transformers"), record("openvino-genai", error="boom")]
+    started = time.time() - 60
+    comparison = store.save_comparison(records, owner=ALICE, started_at=started, source="cli",
+                                       details={"prompts": ["Hello"]})
+    del store
+    again = new_store(tmp_path)  # a new process would do the same: a new object on the same file
+    [summary] = again.comparisons(ALICE)
+    assert summary.id == comparison
+    assert summary.model == "demo" and summary.source == "cli"
+    assert summary.started_at == pytest.approx(started)
+    assert summary.details == {"prompts": ["Hello"]}
+    assert [lane.label for lane in summary.lanes] == ["transformers:cpu:fp32", "openvino-genai:cpu:fp32"]
+    assert (summary.records, summary.errors) == (2, 1)
+    assert again.records(ALICE) == records  # every field back, in order
+    assert again.schema_version() == SCHEMA_VERSION
+
+
+def test_a_new_metric_field_is_stored_without_changes(tmp_path):
+    @dataclass
+    class FutureRecord(RunRecord):
+        joules_per_token: float | None = metric("J/token", digits=2)
+
+    store = new_store(tmp_path)
+    store.save_comparison([FutureRecord(backend="b", device="d", precision="p", model="m",
+                                        joules_per_token=0.25)], owner=ALICE)
+    [row] = store.rows(ALICE)
+    assert row["joules_per_token"] == 0.25
+    # Read back by today's RunRecord, which does not declare it: kept in ``extra``.
+    assert store.records(ALICE)[0].extra == {"joules_per_token": 0.25}
+
+
+def test_table_rows_of_the_page_are_accepted(tmp_path):
+    store = new_store(tmp_path)
+    row = {**record().to_dict(), "started_at": "2026-12-01 10:00:00"}
+    store.save_comparison([row], owner=ALICE)
+    assert store.records(ALICE) == [record()]
+
+
+def test_nothing_to_save_saves_nothing(tmp_path):
+    store = new_store(tmp_path)
+    assert store.save_comparison([], owner=ALICE) is None
+    assert store.count(ALICE) == 0
+
+
+def test_filters_by_model_backend_and_dates(tmp_path):
+    store = new_store(tmp_path)
+    day = datetime(2026, 11, 20, 12, 0)
+    store.save_comparison([record("transformers", "demo")], owner=ALICE, started_at=day)
+    store.save_comparison([record("transformers", "smollm2"), record("openvino-genai", "smollm2")],
+                          owner=ALICE, started_at=day + timedelta(days=1))
+    store.save_comparison([record("onnxruntime-genai", "demo")], owner=ALICE,
+                          started_at=day + timedelta(days=2))
+
+    def models(**how) -> list[str]:
+        return [s.model for s in store.comparisons(ALICE, HistoryFilter(**how))]
+
+    assert models() == ["demo", "smollm2", "demo"]  # newest first
+    assert models(model="smollm2") == ["smollm2"]
+    assert models(backend="transformers") == ["smollm2", "demo"]
+    assert models(since="2026-11-21") == ["demo", "smollm2"]
+    assert models(until="2026-11-21") == ["smollm2", "demo"]  # a day as the end counts whole
+    assert models(since="2026-11-21", until="2026-11-21") == ["smollm2"]
+    assert models(since=day + timedelta(hours=1), until=(day + timedelta(days=1, hours=1)).timestamp()) \
+        == ["smollm2"]
+    assert models(model="demo", backend="onnxruntime-genai") == ["demo"]
+    assert models(model="missing") == []
+    # Records follow the same filter; a backend filter keeps that backend's records only.
+    assert [r["backend"] for r in store.rows(ALICE, HistoryFilter(model="smollm2"))] \
+        == ["transformers", "openvino-genai"]
+    assert [r["model"] for r in store.rows(ALICE, HistoryFilter(backend="transformers"))] \
+        == ["smollm2", "demo"]
+    facets = store.facets(ALICE)
+    assert facets.models == ["demo", "smollm2"]
+    assert facets.backends == ["onnxruntime-genai", "openvino-genai", "transformers"]
+    assert facets.first == pytest.approx(day.timestamp())
+
+
+def test_listing_pages(tmp_path):
+    store = new_store(tmp_path)
+    ids = [store.save_comparison([record(run=n)], owner=ALICE, started_at=1_700_000_000 + n)
+           for n in range(5)]
+    assert [s.id for s in store.comparisons(ALICE, limit=2)] == ids[::-1][:2]
+    assert [s.id for s in store.comparisons(ALICE, limit=2, offset=4)] == [ids[0]]
+
+
+def test_owners_never_see_each_other(tmp_path):
+    store = new_store(tmp_path)
+    mine = store.save_comparison([record("transformers")], owner=ALICE)
+    theirs = store.save_comparison([record("openvino-genai")], owner=BOB)
+    assert [s.id for s in store.comparisons(ALICE)] == [mine]
+    assert [r["backend"] for r in store.rows(BOB)] == ["openvino-genai"]
+    # Naming the other's comparison does not reach it: not listed, not exported, not deleted.
+    assert store.comparisons(ALICE, ids=[theirs]) == []
+    assert store.rows(ALICE, ids=[theirs]) == []
+    with pytest.raises(HistoryError, match="nothing to export"):
+        store.export(ALICE, ids=[theirs])
+    assert store.delete_comparison(ALICE, theirs) is False
+    assert store.delete_all(ALICE) == 1
+    assert [s.id for s in store.comparisons(BOB)] == [theirs]
+    assert store.facets(ALICE).backends == [] and store.facets(BOB).backends == ["openvino-genai"]
+
+
+def test_delete_one_and_all(tmp_path):
+    store = new_store(tmp_path)
+    first = store.save_comparison([record(run=1)], owner=ALICE)
+    second = store.save_comparison([record(run=2), record(run=3)], owner=ALICE)
+    store.save_comparison([record()], owner=BOB)
+    assert store.delete_comparison(ALICE, first) is True
+    assert store.delete_comparison(ALICE, first) is False  # already gone
+    assert [s.id for s in store.comparisons(ALICE)] == [second]
+    assert store.delete_all(ALICE) == 1
+    assert store.count(ALICE) == 0 and store.count(BOB) == 1
+    with sqlite3.connect(store.path) as conn:  # the records went with their comparisons
+        assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+
+
+def test_export_round_trips(tmp_path):
+    store = new_store(tmp_path)
+    tricky = 'comma, "quote"\nnew line — ünïcode'
+    store.save_comparison([record(text=tricky), record("openvino-genai", stopped=True)], owner=ALICE)
+    store.save_comparison([record("onnxruntime-genai")], owner=ALICE)
+    chosen = store.comparisons(ALICE)[1].id  # the older one only
+    csv_path, json_path = store.export(ALICE, ids=[chosen])
+    assert csv_path.parent == json_path.parent and csv_path.parent.parent == exports_root()
+    rows = store.rows(ALICE, ids=[chosen])
+    assert json.loads(json_path.read_text(encoding="utf-8")) == rows
+    exported = [record_from_dict(row) for row in json.loads(json_path.read_text(encoding="utf-8"))]
+    assert exported == store.records(ALICE, ids=[chosen])
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        read = list(csv.DictReader(handle))
+    assert [row["backend"] for row in read] == ["transformers", "openvino-genai"]
+    assert read[0]["text"] == tricky
+    assert read[0]["comparison"] == chosen and read[0]["started_at"] == rows[0]["started_at"]
+    assert read[0]["token_ids"] == "1 2 3"
+    assert float(read[0]["decode_tokens_per_s"]) == rows[0]["decode_tokens_per_s"]
+    assert read[1]["stopped"] == "True"
+    assert set(read[0]) == {"comparison", "started_at", *RunRecord.field_names()}
+
+
+def test_each_export_gets_its_own_unguessable_folder(tmp_path):
+    store = new_store(tmp_path)
+    store.save_comparison([record()], owner=ALICE)
+    first, _ = store.export(ALICE)
+    second, _ = store.export(ALICE)
+    assert first.parent != second.parent
+    assert len(first.parent.name) >= 24  # 18 random bytes, URL-safe
+    if os.name == "posix":
+        assert (first.parent.stat().st_mode & 0o077) == 0  # this user's alone
+        assert (data_root().stat().st_mode & 0o077) == 0
+        assert (store.path.stat().st_mode & 0o077) == 0
+
+
+def test_hostile_inputs_are_values_not_sql(tmp_path):
+    store = new_store(tmp_path)
+    injection = "x' OR '1'='1'; DROP TABLE comparisons; --"
+    store.save_comparison([record(injection, model=injection)], owner=BOB)
+    store.save_comparison([record()], owner=ALICE)
+    assert store.comparisons(ALICE, HistoryFilter(model="demo' OR 1=1 --")) == []
+    assert store.comparisons(ALICE, HistoryFilter(backend=injection)) == []  # Bob's name, Alice's query
+    assert [s.model for s in store.comparisons(BOB, HistoryFilter(model=injection, backend=injection))] \
+        == [injection]
+    assert store.rows(ALICE, ids=["' OR 1=1 --", "%", "*"]) == []
+    assert store.delete_comparison(ALICE, "' OR 1=1 --") is False
+    assert store.delete_all("' OR owner != '") == 0
+    assert store.count(ALICE) == 1 and store.count(BOB) == 1
+    # Wildcards of LIKE mean nothing either.
+    assert store.comparisons(ALICE, HistoryFilter(model="%")) == []
+
+
+def test_huge_and_malformed_inputs_get_messages(tmp_path):
+    store = new_store(tmp_path)
+    with pytest.raises(HistoryError, match=f"at most {MAX_FILTER_CHARS}"):
+        HistoryFilter(model="m" * 5_000_000)
+    with pytest.raises(HistoryError, match="not a date"):
+        HistoryFilter(since="yesterday'; --")
+    with pytest.raises(HistoryError, match="not a date"):
+        HistoryFilter(since="2" * 100_000)
+    with pytest.raises(HistoryError, match="ends before it starts"):
+        HistoryFilter(since="2026-12-02", until="2026-12-01")
+    with pytest.raises(HistoryError, match="not a usable time"):
+        HistoryFilter(until=float("nan"))
+    with pytest.raises(HistoryError, match="must be text"):
+        HistoryFilter(backend=["transformers"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most 256"):
+        store.comparisons("u" * 10_000)
+    with pytest.raises(ValueError, match="needs an owner"):
+        store.save_comparison([record()], owner="")
+    with pytest.raises(ValueError, match="control characters"):
+        store.rows("user:\x00alice")
+    with pytest.raises(HistoryError, match="limit"):
+        store.rows(ALICE, limit=10**9)
+    assert store.delete_comparison(ALICE, "i" * 1_000_000) is False
+    # A huge answer is stored and comes back whole.
+    big = "token " * 200_000
+    store.save_comparison([record(text=big, device_note="n" * 100_000)], owner=ALICE)
+    assert store.records(ALICE)[0].text == big
+
+
+def test_an_owner_is_capped_oldest_first(tmp_path):
+    store = new_store(tmp_path, max_per_owner=3)
+    ids = [store.save_comparison([record(run=n)], owner=ALICE) for n in range(5)]
+    store.save_comparison([record()], owner=BOB)
+    assert {s.id for s in store.comparisons(ALICE)} == set(ids[2:])
+    assert store.count(BOB) == 1
+
+
+def test_anonymous_history_expires_logins_and_local_stay(tmp_path):
+    store = new_store(tmp_path)
+    stranger, _ = owners.browser_owner(None)
+    for owner in (stranger, ALICE, owners.LOCAL):
+        store.save_comparison([record()], owner=owner)
+    assert store.prune_anonymous(older_than_s=30 * DAY_S) == 0  # just saved
+    assert store.prune_anonymous(older_than_s=30 * DAY_S, now=time.time() + 31 * DAY_S) == 1
+    assert store.count(stranger) == 0 and store.count(ALICE) == 1 and store.count(owners.LOCAL) == 1
+
+
+def test_a_database_from_a_newer_version_is_refused_with_a_message(tmp_path):
+    path = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(HistoryError, match="newer playground"):
+        HistoryStore(path)
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(HistoryError, match="not a usable history database"):
+        HistoryStore(garbage)
+
+
+def test_two_processes_share_one_database(tmp_path):
+    """The CLI and the app write at the same time: a second process's writes are seen here."""
+    store = new_store(tmp_path)
+    store.save_comparison([record()], owner=owners.LOCAL)
+    code = (
+        "import sys; from playground.engine.records import RunRecord;"
+        "from playground.history.store import HistoryStore;"
+        "s = HistoryStore(sys.argv[1]);"
+        "[s.save_comparison([RunRecord(backend='b', device='d', precision='p', model='m')], owner='local')"
+        " for _ in range(20)]"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    other = subprocess.Popen([sys.executable, "-c", code, str(store.path)], env=env)
+    for _ in range(20):
+        store.save_comparison([record()], owner=owners.LOCAL)
+    assert other.wait(60) == 0
+    assert store.count(owners.LOCAL) == 41
+
+
+def test_default_store_lives_in_the_data_folder(private_dirs):
+    store = default_store()
+    assert store.path == private_dirs / "data" / "history.sqlite3"
+    assert default_store() is store
+
+
+# -- owners ---------------------------------------------------------------------------------------
+
+
+def test_browser_tokens_are_kept_when_valid_and_replaced_when_not():
+    owner, token = owners.browser_owner(None)
+    assert owner.startswith(owners.BROWSER_PREFIX) and token not in owner  # only a digest is stored
+    assert owners.browser_owner(token) == (owner, token)  # the same browser after a reload
+    for forged in ("", "short", token + "x", "' OR 1=1 --" + token[11:], 12345, ["x"]):
+        other, fresh = owners.browser_owner(forged)
+        assert other != owner and owners.valid_token(fresh) and fresh != forged
+    assert owners.page_owner("alice", token)[0] == "user:alice"
+    assert owners.page_owner(None, token) == (owner, token)
+    with pytest.raises(ValueError):
+        owners.user_owner("  ")
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+
+def aged(path: Path, age_s: float, now: float) -> Path:
+    os.utime(path, (now - age_s, now - age_s))
+    return path
+
+
+def test_prune_keeps_the_newest_and_drops_the_old(tmp_path):
+    now = time.time()
+    folder = tmp_path / "things"
+    folder.mkdir()
+    entries = []
+    for n in range(6):
+        (folder / f"{n}.log").write_text("x")
+        entries.append(aged(folder / f"{n}.log", n * HOUR_S, now))
+    deleted = retention.prune(entries, Retention(keep=4, max_age_s=None), now)
+    assert sorted(p.name for p in deleted) == ["4.log", "5.log"]
+    assert sorted(p.name for p in folder.iterdir()) == ["0.log", "1.log", "2.log", "3.log"]
+    deleted = retention.prune(list(folder.iterdir()), Retention(keep=None, max_age_s=1.5 * HOUR_S), now)
+    assert sorted(p.name for p in deleted) == ["2.log", "3.log"]
+    assert sorted(p.name for p in folder.iterdir()) == ["0.log", "1.log"]
+    kept = retention.prune(list(folder.iterdir()), Retention(keep=0, max_age_s=0), now,
+                           in_use=lambda path: path.name == "1.log")
+    assert [p.name for p in kept] == ["0.log"] and [p.name for p in folder.iterdir()] == ["1.log"]
+
+
+def test_exports_are_cleaned_beyond_their_limit(private_dirs):
+    now = time.time()
+    folders = []
+    for n in range(5):
+        folder = new_export_folder()
+        (folder / "results.csv").write_text("x")
+        folders.append(aged(folder, n * HOUR_S, now))
+    legacy = private_dirs / "tmp" / "playground-results-abc"  # what ui.results left in the temp folder
+    legacy.mkdir()
+    (legacy / "results.json").write_text("[]")
+    aged(legacy, 3 * DAY_S, now)
+    unrelated = private_dirs / "tmp" / "somebody-else"
+    unrelated.mkdir()
+    aged(unrelated, 30 * DAY_S, now)
+    deleted = retention.clean_exports(Retention(keep=3, max_age_s=DAY_S), now)
+    assert set(deleted) == {folders[3], folders[4], legacy}
+    assert [f.exists() for f in folders] == [True, True, True, False, False]
+    assert unrelated.exists()
+
+
+def test_logs_are_cleaned_but_never_one_in_use(private_dirs):
+    now = time.time()
+    folder = logs.configure("test-history", clean=False).parent
+    try:
+        dead_pid = 2**22 + 12345  # above the kernel's pid_max: never a live process
+        files = {
+            "old-app": folder / "app.log.1",
+            "mine": folder / f"worker-transformers-{os.getpid()}-1.log",  # a worker of this process
+            "dead": folder / f"worker-transformers-{dead_pid}-2.log",
+            "fresh-dead": folder / f"worker-openvino-{dead_pid}-3.log",
+            "not-a-log": folder / "notes.txt",
+        }
+        for path in files.values():
+            path.write_text("x")
+            aged(path, 30 * DAY_S, now)
+        aged(files["fresh-dead"], 60, now)
+        deleted = retention.clean_logs(Retention(keep=None, max_age_s=14 * DAY_S), now)
+        assert set(deleted) == {files["old-app"], files["dead"]}
+        assert (folder / "test-history.log").exists()  # the file this process writes
+        assert files["mine"].exists() and files["fresh-dead"].exists() and files["not-a-log"].exists()
+        # A count limit of 0 still spares what is in use.
+        retention.clean_logs(Retention(keep=0, max_age_s=None), now)
+        assert {p.name for p in folder.iterdir()} == {"test-history.log", files["mine"].name, "notes.txt"}
+    finally:
+        for handler in list(logging.getLogger("playground").handlers):
+            if getattr(handler, "_playground", False):
+                logging.getLogger("playground").removeHandler(handler)
+                handler.close()
+
+
+def test_configuring_logs_cleans_the_folder(private_dirs, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_LOGS_KEEP", "2")
+    folder = private_dirs / "cache" / "logs"
+    folder.mkdir(parents=True)
+    now = time.time()
+    for n in range(4):  # workers of parents long gone (pids above the kernel's pid_max)
+        path = folder / f"worker-x-{2**22 + n}-{n}.log"
+        path.write_text("x")
+        aged(path, (n + 1) * HOUR_S, now)
+    try:
+        path = logs.configure("test-history")
+        names = {p.name for p in folder.iterdir()}
+        assert names == {path.name, "worker-x-4194304-0.log"}  # the open log counts among the 2
+    finally:
+        for handler in list(logging.getLogger("playground").handlers):
+            if getattr(handler, "_playground", False):
+                logging.getLogger("playground").removeHandler(handler)
+                handler.close()
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    assert retention_of("exports") == Retention(keep=100, max_age_s=DAY_S)
+    monkeypatch.setenv("PLAYGROUND_EXPORTS_KEEP", "7")
+    monkeypatch.setenv("PLAYGROUND_EXPORTS_MAX_AGE_HOURS", "none")
+    assert retention_of("exports") == Retention(keep=7, max_age_s=None)
+    monkeypatch.setenv("PLAYGROUND_EXPORTS_KEEP", "-1")  # reported, default kept
+    monkeypatch.setenv("PLAYGROUND_EXPORTS_MAX_AGE_HOURS", "0.5")
+    assert retention_of("exports") == Retention(keep=100, max_age_s=0.5 * HOUR_S)
+    monkeypatch.setenv("PLAYGROUND_HISTORY_KEEP", "lots")
+    assert retention_of("history").keep == 1000
+    with pytest.raises(ValueError):
+        Retention(keep=-1, max_age_s=None)
+
+
+def test_the_janitor_cleans_at_start_and_stops(private_dirs, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_EXPORTS_KEEP", "1")
+    for _ in range(3):
+        new_export_folder()
+        time.sleep(0.01)
+    stranger, _ = owners.browser_owner(None)
+    default_store().save_comparison([record()], owner=stranger)
+    monkeypatch.setenv("PLAYGROUND_HISTORY_MAX_AGE_HOURS", "0")
+    janitor = retention.start_janitor(interval_s=3600)
+    deadline = time.monotonic() + 10
+    while janitor.passes < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    janitor.stop()
+    assert janitor.passes == 1
+    assert len(list(exports_root().iterdir())) == 1
+    assert default_store().count(stranger) == 0
+    assert not janitor._thread.is_alive()
