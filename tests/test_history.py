@@ -290,7 +290,7 @@ def test_a_database_from_a_newer_version_is_refused_with_a_message(tmp_path):
         HistoryStore(path)
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(HistoryError, match="not a usable history database"):
+    with pytest.raises(HistoryError, match="cannot be used"):
         HistoryStore(garbage)
 
 
@@ -463,3 +463,28 @@ def test_the_janitor_cleans_at_start_and_stops(private_dirs, monkeypatch):
     assert len(list(exports_root().iterdir())) == 1
     assert default_store().count(stranger) == 0
     assert not janitor._thread.is_alive()
+
+
+def test_the_hook_saves_the_request_and_never_raises(tmp_path, caplog):
+    from playground.engine.comparison import ComparisonRequest
+    from playground.engine.records import BackendSpec
+    from playground.history.store import save_to_history
+
+    store = new_store(tmp_path)
+    request = ComparisonRequest(prompts=["Hi there"], specs=[BackendSpec("transformers")], runs=2)
+    started = time.time() - 5
+    comparison = save_to_history([record(run=1), record(run=2)], owner=owners.LOCAL, started_at=started,
+                                 source="cli", request=request, store=store)
+    [summary] = store.comparisons(owners.LOCAL)
+    assert summary.id == comparison and summary.source == "cli"
+    assert summary.details["prompts"] == ["Hi there"] and summary.details["runs"] == 2
+    assert summary.details["settings"]["max_new_tokens"] == request.settings.max_new_tokens
+    # A broken database file: the hook logs why and returns None, the caller carries on.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    store.path.write_bytes(b"\x00garbage" * 512)
+    with caplog.at_level(logging.ERROR, logger="playground.history.store"):
+        assert save_to_history([record()], owner=owners.LOCAL, store=store) is None
+    assert "could not be saved" in caplog.text and "cannot be used" in caplog.text
+    with pytest.raises(HistoryError, match="cannot be used"):
+        store.comparisons(owners.LOCAL)

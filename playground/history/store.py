@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import secrets
@@ -26,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from playground.history.limits import retention
 from playground.history.location import data_root
 from playground.history.owners import BROWSER_PREFIX, check_owner
 
+log = logging.getLogger(__name__)
 DB_NAME = "history.sqlite3"
 SCHEMA_VERSION = 1  # PRAGMA user_version; each step of MIGRATIONS brings a database one version up
 MIGRATIONS: dict[int, list[str]] = {
@@ -262,43 +264,47 @@ class HistoryStore:
 
     # -- connections
 
-    def _connect(self) -> sqlite3.Connection:
+    # A failing database (disk full, a locked or corrupt file) raises HistoryError with its reason,
+    # the one exception a caller catches to show a message instead of a traceback.
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            yield
         except sqlite3.Error as exc:
-            raise HistoryError(f"Cannot open the history database {self.path}: {exc}") from None
+            raise HistoryError(f"The history database {self.path} cannot be used: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
         return conn
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        with self._guard():
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._guard():
+            conn = self._connect()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
 
     def _migrate(self) -> None:
-        try:
-            self._migrate_steps()
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{self.path} is not a usable history database ({exc}).") from None
-
-    def _migrate_steps(self) -> None:
         with self._writing() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -544,3 +550,38 @@ def default_store() -> HistoryStore:
         if store is None:
             store = _stores[path] = HistoryStore(path)
         return store
+
+
+# What a comparison's records do not say about it, kept as its details (the History view shows the
+# prompt; a re-run could start from the settings).
+REQUEST_DETAILS = ("prompts", "system_prompt", "settings", "mode", "warmup", "runs", "reference")
+
+
+def request_details(request: object) -> dict:
+    """The ``REQUEST_DETAILS`` fields of a ``ComparisonRequest`` (dataclasses as dicts)."""
+    details = {}
+    for name in REQUEST_DETAILS:
+        value = getattr(request, name, None)
+        details[name] = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    return details
+
+
+def save_to_history(
+    records: Iterable[RunRecord | Mapping],
+    *,
+    owner: str,
+    started_at: float | datetime | str | None = None,
+    source: str = "app",
+    request: object = None,
+    store: HistoryStore | None = None,
+) -> str | None:
+    """The hook of the app and the CLI: store a finished comparison in the default store; returns
+    its id. A failure is logged and returns None: results on the screen matter more than their copy."""
+    try:
+        return (store or default_store()).save_comparison(
+            records, owner=owner, started_at=started_at, source=source,
+            details=request_details(request) if request is not None else None,
+        )
+    except (HistoryError, OSError):
+        log.exception("the comparison could not be saved to the history")
+        return None
