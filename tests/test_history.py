@@ -24,6 +24,7 @@ from playground.history.limits import DAY_S, HOUR_S, Retention
 from playground.history.limits import retention as retention_of
 from playground.history.location import data_root
 from playground.history.store import (
+    MAX_DETAIL_CHARS,
     MAX_FILTER_CHARS,
     SCHEMA_VERSION,
     HistoryError,
@@ -205,6 +206,19 @@ def test_export_round_trips(tmp_path):
     assert set(read[0]) == {"comparison", "started_at", *RunRecord.field_names()}
 
 
+def test_exports_match_the_session_tables_downloads(tmp_path):
+    """``write_exports`` can replace ``ui.results.export_files`` byte for byte (only the folder moves)."""
+    from playground.history.exports import write_exports
+    from playground.ui.results import export_files, record_dicts
+
+    rows = record_dicts([record(text='a "b", c'), record("openvino-genai", error="x")], "2026-12-02 07:00:00")
+    (tmp_path / "old").mkdir()
+    old = export_files(rows, tmp_path / "old")
+    new = write_exports(rows)
+    assert [path.name for path in new] == [path.name for path in old]
+    assert [path.read_bytes() for path in new] == [path.read_bytes() for path in old]
+
+
 def test_each_export_gets_its_own_unguessable_folder(tmp_path):
     store = new_store(tmp_path)
     store.save_comparison([record()], owner=ALICE)
@@ -260,8 +274,11 @@ def test_huge_and_malformed_inputs_get_messages(tmp_path):
     assert store.delete_comparison(ALICE, "i" * 1_000_000) is False
     # A huge answer is stored and comes back whole.
     big = "token " * 200_000
-    store.save_comparison([record(text=big, device_note="n" * 100_000)], owner=ALICE)
+    store.save_comparison([record(text=big, device_note="n" * 100_000)], owner=ALICE,
+                          details={"system_prompt": "s" * 5_000_000, "prompts": ["p" * 30_000]})
     assert store.records(ALICE)[0].text == big
+    details = store.comparisons(ALICE)[0].details  # a comparison's details are bounded
+    assert len(details["system_prompt"]) == MAX_DETAIL_CHARS + 1 and details["prompts"][0].endswith("…")
 
 
 def test_an_owner_is_capped_oldest_first(tmp_path):
@@ -331,6 +348,8 @@ def test_browser_tokens_are_kept_when_valid_and_replaced_when_not():
         assert other != owner and owners.valid_token(fresh) and fresh != forged
     assert owners.page_owner("alice", token)[0] == "user:alice"
     assert owners.page_owner(None, token) == (owner, token)
+    assert owners.page_owner(None, token, trusted=True) == (owners.LOCAL, token)
+    assert owners.page_owner("bob", "forged", trusted=True)[0] == "user:bob"
     with pytest.raises(ValueError):
         owners.user_owner("  ")
 

@@ -47,11 +47,14 @@ def browser_owner(token: object) -> tuple[str, str]:
     return BROWSER_PREFIX + digest, str(token)
 
 
-def page_owner(username: str | None, token: object) -> tuple[str, str]:
-    """The owner of a page's request: its login when there is one, else its browser token's digest.
-    Returns the token to keep in the browser too (unchanged when it was valid)."""
+def page_owner(username: str | None, token: object, trusted: bool = False) -> tuple[str, str]:
+    """The owner of a page's request: its login when there is one; on a trusted (loopback, not
+    shared) page the machine's owner, ``local``, who sees the CLI's history too; else the digest
+    of its browser's token. Returns the token to keep in the browser (unchanged when valid)."""
     if username:
         return user_owner(username), token if valid_token(token) else new_token()
+    if trusted:
+        return LOCAL, token if valid_token(token) else new_token()
     return browser_owner(token)
 
 

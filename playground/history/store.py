@@ -70,6 +70,7 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 MAX_FILTER_CHARS = 500
+MAX_DETAIL_CHARS = 20_000  # a longer text in a comparison's details (a huge system prompt) is cut
 MAX_ID_CHARS = 64
 MAX_ROWS = 100_000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # the session table's ``started_at`` (local time)
@@ -179,6 +180,17 @@ def _record_dict(record: RunRecord | Mapping) -> dict:
 def _lane_text(data: Mapping, name: str) -> str:
     value = data.get(name)
     return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _bounded(value: object) -> object:
+    """``value`` with every text longer than ``MAX_DETAIL_CHARS`` cut (marked with an ellipsis)."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_DETAIL_CHARS else value[:MAX_DETAIL_CHARS] + "…"
+    if isinstance(value, Mapping):
+        return {str(key)[:MAX_DETAIL_CHARS]: _bounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(item) for item in value]
+    return value
 
 
 def _dumps(value: object) -> str:
@@ -357,7 +369,7 @@ class HistoryStore:
             conn.execute(
                 "INSERT INTO comparisons (id, owner, model, started_at, saved_at, source, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (comparison_id, owner, model, started, time.time(), source, _dumps(dict(details or {}))),
+                (comparison_id, owner, model, started, time.time(), source, _dumps(_bounded(dict(details or {})))),
             )
             conn.executemany(
                 "INSERT INTO records (comparison_id, position, backend, device, precision, model, ok, data) "
