@@ -360,6 +360,7 @@ class HistoryStore:
             raise HistoryError("The model and the source of a comparison are text.")
         started = _timestamp(started_at, "start time") if started_at is not None else time.time()
         comparison_id = secrets.token_hex(16)
+        kept = _dumps(_bounded(dict(details or {})))
         lanes = [
             (comparison_id, position, _lane_text(row, "backend"), _lane_text(row, "device"),
              _lane_text(row, "precision"), _lane_text(row, "model"), int(not row.get("error")), _dumps(row))
@@ -369,7 +370,7 @@ class HistoryStore:
             conn.execute(
                 "INSERT INTO comparisons (id, owner, model, started_at, saved_at, source, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (comparison_id, owner, model, started, time.time(), source, _dumps(_bounded(dict(details or {})))),
+                (comparison_id, owner, model, started, time.time(), source, kept),
             )
             conn.executemany(
                 "INSERT INTO records (comparison_id, position, backend, device, precision, model, ok, data) "
