@@ -507,3 +507,28 @@ def test_the_hook_saves_the_request_and_never_raises(tmp_path, caplog):
     assert "could not be saved" in caplog.text and "cannot be used" in caplog.text
     with pytest.raises(HistoryError, match="cannot be used"):
         store.comparisons(owners.LOCAL)
+
+
+def test_a_real_comparison_round_trips_and_its_worker_log_is_spared(tmp_path, monkeypatch):
+    """The scripted backend through the real engine: its records come back equal from a new store,
+    and the live process's worker log survives even a keep-nothing log limit."""
+    from playground.backends.scripted_backend import ENABLE_ENV
+    from playground.engine.comparison import Comparison, ComparisonRequest
+    from playground.engine.records import BackendSpec
+    from playground.history.store import save_to_history
+    from playground.settings import GenerationSettings
+
+    monkeypatch.setenv(ENABLE_ENV, "1")
+    request = ComparisonRequest(prompts=["say tokens=5"], specs=[BackendSpec("scripted")], runs=2,
+                                settings=GenerationSettings(max_new_tokens=8, stop_at_eos=False))
+    started = time.time()
+    comparison = Comparison(request)
+    list(comparison.events())
+    assert len(comparison.records) == 2 and all(r.ok for r in comparison.records)
+    comparison_id = save_to_history(comparison.records, owner=owners.LOCAL, started_at=started,
+                                    source="cli", request=request, store=new_store(tmp_path))
+    assert new_store(tmp_path).records(owners.LOCAL, ids=[comparison_id]) == comparison.records
+    worker_logs = list((tmp_path / "cache" / "logs").glob("worker-*.log"))
+    assert worker_logs
+    retention.clean_logs(Retention(keep=0, max_age_s=0))
+    assert all(path.exists() for path in worker_logs)
