@@ -20,12 +20,12 @@ from playground import logs
 from playground.engine.records import RunRecord, metric
 from playground.history import owners, retention
 from playground.history.exports import exports_root, new_export_folder
+from playground.history.filters import MAX_FILTER_CHARS
 from playground.history.limits import DAY_S, HOUR_S, Retention
 from playground.history.limits import retention as retention_of
 from playground.history.location import data_root
 from playground.history.store import (
     MAX_DETAIL_CHARS,
-    MAX_FILTER_CHARS,
     SCHEMA_VERSION,
     HistoryError,
     HistoryFilter,

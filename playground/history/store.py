@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import secrets
 import sqlite3
@@ -28,12 +27,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from playground.engine.records import RunRecord
 from playground.history.exports import LEAD_FIELDS, write_exports
+from playground.history.filters import HistoryError, HistoryFilter, parse_time
 from playground.history.limits import retention
 from playground.history.location import data_root
 from playground.history.owners import BROWSER_PREFIX, check_owner
@@ -69,7 +68,6 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX records_by_backend ON records (backend, comparison_id)",
     ],
 }
-MAX_FILTER_CHARS = 500
 MAX_DETAIL_CHARS = 20_000  # a longer text in a comparison's details (a huge system prompt) is cut
 MAX_ID_CHARS = 64
 MAX_ROWS = 100_000
@@ -77,74 +75,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # the session table's ``started_at`` (local t
 BUSY_TIMEOUT_S = 30.0
 
 
-class HistoryError(ValueError):
-    """A message for the user: a malformed filter, nothing to export, a database this version cannot read."""
-
-
 # -- inputs ---------------------------------------------------------------------------------------
-
-
-def _timestamp(value: object, what: str, end_of_day: bool = False) -> float | None:
-    """Unix seconds from a number, a datetime, a date, or text (``YYYY-MM-DD[ HH:MM[:SS]]``, local
-    time); a bare day given as an end means the end of that day. None / "" mean no bound."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise HistoryError(f"The {what} must be a date or a time.")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not 0 <= value < 1e11:
-            raise HistoryError(f"The {what} is not a usable time.")
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, date):
-        day = datetime(value.year, value.month, value.day)
-        return (day + timedelta(days=1) if end_of_day else day).timestamp()
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > 40:
-            raise HistoryError(f"The {what} is not a date (YYYY-MM-DD).")
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise HistoryError(f"The {what} {text!r} is not a date (YYYY-MM-DD) or time "
-                               "(YYYY-MM-DD HH:MM).") from None
-        if end_of_day and len(text) <= 10:
-            parsed += timedelta(days=1)
-        return parsed.timestamp()
-    raise HistoryError(f"The {what} must be a date or a time.")
-
-
-def _text_filter(value: object, what: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise HistoryError(f"The {what} filter must be text.")
-    if len(value) > MAX_FILTER_CHARS:
-        raise HistoryError(f"The {what} filter is at most {MAX_FILTER_CHARS} characters.")
-    return value.strip()
-
-
-@dataclass(frozen=True)
-class HistoryFilter:
-    """Which comparisons / records to show: exact model and backend names ("" = any) and a time range
-    (``since`` inclusive, ``until`` exclusive; days as text count whole, so until "2026-12-02" includes
-    that day). Validated on creation; raises ``HistoryError`` with the message to show."""
-
-    model: str = ""
-    backend: str = ""
-    since: Any = None
-    until: Any = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "model", _text_filter(self.model, "model"))
-        object.__setattr__(self, "backend", _text_filter(self.backend, "backend"))
-        since = _timestamp(self.since, "start date")
-        until = _timestamp(self.until, "end date", end_of_day=True)
-        if since is not None and until is not None and since >= until:
-            raise HistoryError("The date range ends before it starts.")
-        object.__setattr__(self, "since", since)
-        object.__setattr__(self, "until", until)
 
 
 def _ids(values: Iterable[object] | None) -> list[str] | None:
@@ -358,7 +289,7 @@ class HistoryStore:
         model = model if model is not None else _lane_text(rows[0], "model")
         if not isinstance(model, str) or not isinstance(source, str):
             raise HistoryError("The model and the source of a comparison are text.")
-        started = _timestamp(started_at, "start time") if started_at is not None else time.time()
+        started = parse_time(started_at, "start time") if started_at is not None else time.time()
         comparison_id = secrets.token_hex(16)
         kept = _dumps(_bounded(dict(details or {})))
         lanes = [
