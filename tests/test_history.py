@@ -354,6 +354,17 @@ def test_browser_tokens_are_kept_when_valid_and_replaced_when_not():
         owners.user_owner("  ")
 
 
+def test_the_browser_state_secret_lasts_and_stays_private():
+    secret = owners.browser_state_secret()
+    assert owners.valid_token(secret) and owners.browser_state_secret() == secret  # the same after a restart
+    path = data_root() / owners.SECRET_FILE
+    if os.name == "posix":
+        assert (path.stat().st_mode & 0o077) == 0
+    path.write_text("damaged")
+    fresh = owners.browser_state_secret()
+    assert owners.valid_token(fresh) and fresh != secret
+
+
 # -- retention ------------------------------------------------------------------------------------
 
 

@@ -13,10 +13,14 @@ requests carry). A missing or malformed token is replaced by a new one, never tr
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 
+from playground.history.location import data_root
+
 LOCAL = "local"
+SECRET_FILE = "browser-state.key"
 USER_PREFIX = "user:"
 BROWSER_PREFIX = "browser:"
 MAX_OWNER_CHARS = 256
@@ -67,3 +71,31 @@ def check_owner(owner: object) -> str:
     if not owner.isprintable():
         raise ValueError("An owner key cannot hold control characters.")
     return owner
+
+
+def browser_state_secret() -> str:
+    """The key ``gr.BrowserState(secret=...)`` encrypts the browser's token with, made once and kept
+    in the data folder (this user's alone): gradio's default is a new key per start, which would
+    make every browser's token unreadable, and so its history unreachable, after a restart."""
+    path = data_root() / SECRET_FILE
+    if path.exists():
+        secret = path.read_text(encoding="ascii", errors="replace").strip()
+        if valid_token(secret):
+            return secret
+        path.unlink(missing_ok=True)  # damaged: browsers get new tokens, their old history expires
+    # Written whole under another name, then linked into place: a process starting at the same
+    # time reads either no file or the whole key, and the first link wins.
+    staging = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(new_token())
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink()
+    secret = path.read_text(encoding="ascii", errors="replace").strip()
+    if not valid_token(secret):
+        raise OSError(f"{path} holds no usable key; delete it to make a new one")
+    return secret
