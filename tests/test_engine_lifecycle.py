@@ -87,6 +87,25 @@ def test_a_stop_between_runs_never_reaches_the_next_comparison() -> None:
         pool.close_all()
 
 
+def test_a_stop_in_the_pause_before_a_run_keeps_that_run_from_starting() -> None:
+    """With a page attached the engine announces a run, pauses, then sends it: a Stop in that pause
+    (no Generate out yet, so nothing for the worker to stop) must end the lane there."""
+    pool = WorkerPool()
+    try:
+        comparison = Comparison(request("tokens=40 delay=0.01", runs=2, settle_s=0.3), pool=pool)
+        for event in comparison.events():
+            if event.kind == "state" and event.state == "generating" and "run 2/2" in event.message:
+                comparison.stop()
+        assert [r.run for r in comparison.records] == [1] and comparison.records[0].new_tokens == 40
+        assert event.kind == "state" and event.state == "stopped"
+        assert len(pool.idle_pids()) == 1  # the worker is idle: the next comparison has it at once
+        after = Comparison(request("tokens=9"), pool=pool)
+        list(after.events())
+        assert after.records[0].new_tokens == 9 and not after.records[0].stopped
+    finally:
+        pool.close_all()
+
+
 def run_on(worker: WorkerProcess, prompt: str, run_id: str, stop_after: int | None = None) -> Result:
     worker.send(Generate(prompt, GenerationSettings(max_new_tokens=4096).to_dict(), 0.01, run_id=run_id))
     while True:

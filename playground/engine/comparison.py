@@ -227,7 +227,7 @@ class Comparison:
         generating: list[_Lane] = []
         for lane in held:
             lane.plan.clear()
-            if lane.state is LaneState.GENERATING and lane.current is not None:
+            if lane.state is LaneState.GENERATING and lane.in_flight:
                 assert lane.worker is not None
                 lane.worker.request_stop(lane.run_id)
                 generating.append(lane)
@@ -250,7 +250,7 @@ class Comparison:
                 if isinstance(message, Failed) or (
                     isinstance(message, Result) and message.run_id == lane.run_id
                 ):
-                    lane.current = None  # answered its Stop: idle again, fit for the pool
+                    lane.current, lane.in_flight = None, False  # answered its Stop: idle, fit for the pool
                     lane.finish(LaneState.STOPPED, "cancelled")
                     generating.remove(lane)
         for lane in generating:
@@ -360,6 +360,7 @@ class _Lane:
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
         self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
         self.run_id = ""  # of the run in flight (Generate / Stop / Result carry it)
+        self.in_flight = False  # its Generate went out and no answer came yet
         self.plan: deque[tuple[int, int]] = deque(
             (index, run)
             for index in range(len(comparison.prompts))
@@ -497,6 +498,10 @@ class _Lane:
         if settle:  # announce first, then let the page draw while nothing is being measured
             yield self._state(LaneState.GENERATING, label)
             time.sleep(settle)
+            if self.comparison.stopping:  # stopped while it paused: the run never goes out
+                self.current = None
+                yield self.finish(LaneState.STOPPED, "stopped")
+                return
         else:  # the state moves before the command goes out: a stop now reaches the worker
             self.state = self.state.to(LaneState.GENERATING)
         try:
@@ -509,6 +514,7 @@ class _Lane:
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
+        self.in_flight = True
         self.last_heard = time.monotonic()
         if not settle:
             yield self._state(LaneState.GENERATING, label)
@@ -516,6 +522,7 @@ class _Lane:
     def _finish_run(self, result: Result | None, error: str = "", trace: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)
         self.current = None
+        self.in_flight = False
         if run > 0 or error:
             record = self._record(index, max(run, 0), result, error, trace)
             self.comparison.records.append(record)
