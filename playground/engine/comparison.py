@@ -232,7 +232,7 @@ class Comparison:
                 lane.worker.request_stop(lane.run_id)
                 generating.append(lane)
             elif lane.state is LaneState.GENERATING:  # between runs: the worker is idle
-                lane.finish(LaneState.STOPPED, "cancelled")
+                lane.finish(LaneState.STOPPED, "cancelled", close_timeout=CANCEL_GRACE_S)
             else:  # starting / loading: nothing worth keeping
                 lane.kill_and_finish("cancelled while loading")
         deadline = time.monotonic() + CANCEL_GRACE_S
@@ -244,14 +244,14 @@ class Comparison:
                 try:
                     message = lane.worker.recv()
                 except WorkerDied:
-                    lane.finish(LaneState.STOPPED, "cancelled (the worker died)")
+                    lane.finish(LaneState.STOPPED, "cancelled (its worker died)", CANCEL_GRACE_S)
                     generating.remove(lane)
                     continue
                 if isinstance(message, Failed) or (
                     isinstance(message, Result) and message.run_id == lane.run_id
                 ):
                     lane.current, lane.in_flight = None, False  # answered its Stop: idle, fit for the pool
-                    lane.finish(LaneState.STOPPED, "cancelled")
+                    lane.finish(LaneState.STOPPED, "cancelled", close_timeout=CANCEL_GRACE_S)
                     generating.remove(lane)
         for lane in generating:
             lane.kill_and_finish(f"cancelled: no answer to Stop within {CANCEL_GRACE_S:.0f} s, worker killed")
@@ -566,7 +566,7 @@ class _Lane:
         if self.comparison.on_worker and self.worker is not None:
             self.comparison.on_worker(self.key, self.worker.pid, True)
 
-    def finish(self, state: LaneState, message: str) -> StateEvent:
+    def finish(self, state: LaneState, message: str, close_timeout: float = 10.0) -> StateEvent:
         healthy = self.state is LaneState.GENERATING and state in (LaneState.DONE, LaneState.STOPPED)
         self.comparison.memory.ended(self.key)
         if self.worker is not None:
@@ -574,7 +574,7 @@ class _Lane:
             if healthy and self.comparison.pool and self.loaded and self.worker.proc.poll() is None:
                 self.comparison.pool.give(self.pool_key, self.worker, self.loaded)
             else:
-                self.worker.close()
+                self.worker.close(timeout=close_timeout)
             self.worker = None
             if self.comparison.on_worker:
                 self.comparison.on_worker(self.key, pid, False)
@@ -585,7 +585,7 @@ class _Lane:
         if self.worker is not None:
             self.worker.kill()
         self.plan.clear()
-        self.finish(LaneState.STOPPED, message)
+        self.finish(LaneState.STOPPED, message, close_timeout=CANCEL_GRACE_S)
 
     def fail(
         self, message: str, kill: bool = False, state: LaneState = LaneState.ERROR, trace: str = ""
