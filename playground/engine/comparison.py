@@ -566,14 +566,16 @@ class _Lane:
         if self.comparison.on_worker and self.worker is not None:
             self.comparison.on_worker(self.key, self.worker.pid, True)
 
-    def finish(self, state: LaneState, message: str, close_timeout: float = 10.0) -> StateEvent:
+    def finish(self, state: LaneState, message: str, close_timeout: float | None = None) -> StateEvent:
         healthy = self.state is LaneState.GENERATING and state in (LaneState.DONE, LaneState.STOPPED)
         self.comparison.memory.ended(self.key)
         if self.worker is not None:
             pid = self.worker.pid
             if healthy and self.comparison.pool and self.loaded and self.worker.proc.poll() is None:
                 self.comparison.pool.give(self.pool_key, self.worker, self.loaded)
-            else:
+            elif close_timeout is None:
+                self.worker.close()
+            else:  # cancel(): a worker that will not exit at once is killed
                 self.worker.close(timeout=close_timeout)
             self.worker = None
             if self.comparison.on_worker:
