@@ -233,6 +233,21 @@ def test_cancel_from_another_thread_ends_the_driving_thread() -> None:
     assert len(pids) == 1
 
 
+def test_cancel_without_waiting_returns_at_once_and_still_frees_the_workers() -> None:
+    """What a gradio handler on the server's event loop calls: it must not block there."""
+    comparison = Comparison(request("tokens=100000 delay=0.01 hang_after=20"))
+    events, pids = start_long(comparison, lanes=1)
+    time.sleep(0.3)  # hung: the worker will be killed after the grace
+    since = time.monotonic()
+    assert comparison.cancel(wait=False) == 0.0 and time.monotonic() - since < 0.1
+    wait_freed(pids, None, since, "cancel(wait=False), hung worker")
+    started = time.monotonic()
+    after = Comparison(request("tokens=5"))
+    list(after.events())  # had to wait for the machine until the hung worker was gone
+    assert after.records[0].new_tokens == 5 and time.monotonic() - started < 3
+    del events
+
+
 def test_a_dropped_generator_cancels_its_comparison() -> None:
     comparison = Comparison(request("tokens=100000 delay=0.01"))
     events, pids = start_long(comparison, lanes=1)

@@ -205,13 +205,20 @@ class Comparison:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    def cancel(self) -> float:
+    def cancel(self, wait: bool = True) -> float:
         """The user left: stop every lane now and free the workers (a generating worker gets
         ``CANCEL_GRACE_S`` to answer its Stop, then it is killed; a loading one is killed), and
-        let the next comparison have the machine. No more events. Returns the seconds it took."""
+        let the next comparison have the machine. No more events. Returns the seconds it took.
+
+        ``wait=False`` returns at once and frees them in a thread: for callers that must not
+        block (gradio closes a cancelled event's generator on its event loop); the next
+        comparison still waits for the machine until they are free."""
         started = time.monotonic()
         self._cancelled.set()
         self._stop.set()
+        if not wait:
+            threading.Thread(target=self._release, name="comparison-cancel", daemon=True).start()
+            return 0.0
         self._release()
         return time.monotonic() - started
 

@@ -29,6 +29,7 @@ CONNECT_TIMEOUT_S = 120.0  # a cold import of torch on a slow disk can take a wh
 
 LOG_PREFIX = "worker-"
 NAME_LIMIT = 60  # characters of a lane's label kept in its log file's name
+LABEL_LIMIT = 120  # characters of a lane's label in messages
 KEEP_LOGS = 200  # worker log files kept (the newest); older ones are deleted when a worker starts
 _open_logs: set[Path] = set()  # logs of this process's live workers: never pruned
 
@@ -79,7 +80,8 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         memory_limit_mb: float | None = None,
     ) -> None:
-        self.label = label
+        # in every message about this worker; a lane typed on a page may be thousands of characters
+        self.label = label if len(label) <= LABEL_LIMIT else label[:LABEL_LIMIT] + "…"
         self.killed_by_engine = False  # a SIGKILL we sent is not an out-of-memory kill
         self.last_rss_mb = 0.0  # the engine's latest sample, evidence for an OOM verdict
         self.oom_kills_before = read_vmstat_oom_kills()
