@@ -235,16 +235,14 @@ def test_cancel_from_another_thread_ends_the_driving_thread() -> None:
 
 def test_cancel_without_waiting_returns_at_once_and_still_frees_the_workers() -> None:
     """What a gradio handler on the server's event loop calls: it must not block there."""
-    comparison = Comparison(request("tokens=100000 delay=0.01 hang_after=20"))
+    comparison = Comparison(request("tokens=100000 delay=0.01"))
     events, pids = start_long(comparison, lanes=1)
-    time.sleep(0.3)  # hung: the worker will be killed after the grace
     since = time.monotonic()
     assert comparison.cancel(wait=False) == 0.0 and time.monotonic() - since < 0.1
-    wait_freed(pids, None, since, "cancel(wait=False), hung worker")
-    started = time.monotonic()
     after = Comparison(request("tokens=5"))
-    list(after.events())  # had to wait for the machine until the hung worker was gone
-    assert after.records[0].new_tokens == 5 and time.monotonic() - started < 3
+    list(after.events())  # waits for the machine until the first one's worker is gone
+    assert not any(alive(pid) for pid in pids)
+    assert after.records[0].new_tokens == 5 and time.monotonic() - since < FREED_WITHIN_S + 1
     del events
 
 
@@ -297,7 +295,8 @@ def test_one_comparison_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_paused_worker_is_marked_stalled() -> None:
-    comparison = Comparison(request("tokens=30 delay=0.02"))
+    pool = WorkerPool()
+    comparison = Comparison(request("tokens=20 delay=0.02"), pool=pool)
     pid = 0
     paused = False
     for event in comparison.events():
@@ -310,14 +309,15 @@ def test_a_paused_worker_is_marked_stalled() -> None:
     (record,) = comparison.records
     print(f"\npaused 1.5 s: stalled_s={record.stalled_s} cpu_pct={record.cpu_pct} "
           f"decode={record.decode_tokens_per_s:.1f} tok/s; note: {record.stall_note}")
-    assert record.ok and record.new_tokens == 30
+    assert record.ok and record.new_tokens == 20
     assert 1.1 <= record.stalled_s <= 2.0, record.stalled_s
     assert record.stalled and "stalled: the worker did not run for" in record.stall_note
     assert "not the runtime's speed" in record.stall_note
     assert record.to_dict()["stall_note"] == record.stall_note and record.cpu_s is not None
     # the same run unpaused: no stall, no note
-    comparison = Comparison(request("tokens=30 delay=0.02"))
+    comparison = Comparison(request("tokens=20 delay=0.02"), pool=pool)
     list(comparison.events())
+    pool.close_all()
     (calm,) = comparison.records
     assert calm.stalled_s is not None and calm.stalled_s < 0.5 and not calm.stalled, calm.stall_note
     assert calm.cpu_pct is not None and calm.cpu_pct < 100  # a sleeping script: little CPU, no stall
