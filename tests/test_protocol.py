@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from multiprocessing import Pipe
 from pathlib import Path
 
@@ -59,8 +59,8 @@ RESULT = Result(prompt_tokens=17, new_tokens=5, ttft_s=0.0421, decode_tokens_per
 MESSAGES = [
     Probe("openvino-genai"),
     Load("transformers", "/models/demo", "cpu", "fp32"),
-    Generate("<|user|>hi", GenerationSettings(max_new_tokens=8).to_dict(), 0.05),
-    Stop(),
+    Generate("<|user|>hi", GenerationSettings(max_new_tokens=8).to_dict(), 0.05, run_id="r1"),
+    Stop("r1"),
     Exit(),
     Hello(4242),
     Probed(BackendProbe("openvino-genai", "OpenVINO GenAI", installed=True, version="2026.4",
@@ -189,7 +189,8 @@ def test_a_lane_builds_its_record_from_the_messages(caplog) -> None:
     worker.reply(Tokens("Hel", 2, 0.03))
     [tokens] = lane.receive()
     assert tokens == TokensEvent(lane.key, "Hel", 2, 0.03, run=1)
-    worker.reply(RESULT)
+    assert command.run_id  # the run's own id: a Stop names it, the Result echoes it
+    worker.reply(replace(RESULT, run_id=command.run_id))
     events = list(lane.receive())
     [result] = [e for e in events if isinstance(e, ResultEvent)]
     record = result.record

@@ -67,5 +67,6 @@ def backend_names() -> list[str]:
 def get_backend_class(name: str) -> type[Backend]:
     classes = backend_classes()
     if name not in classes:
-        raise KeyError(f"Unknown backend {name!r}; known: {', '.join(classes)}")
+        shown = repr(name) if len(name) <= 80 else f"{name[:80]!r}… ({len(name):,} characters)"
+        raise KeyError(f"Unknown backend {shown}; known: {', '.join(classes)}")
     return classes[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.protocol import Failed, Generate, LaneState, Load, Loaded, Progress, Result, Tokens
 from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
 from playground.engine.reference import AUTO, AgreementJudge, Changed, reference_order, stop_token_ids
+from playground.engine.stall import judge as judge_stall
 from playground.models.chat import render_prompt
 from playground.models.resolve import ModelSource, resolve_model
 from playground.models.tokens import count_prompt_tokens, encode
@@ -39,6 +41,57 @@ from playground.settings import GenerationSettings, SettingsError, validate_prom
 
 MODES = ("sequential", "parallel")
 log = logging.getLogger(__name__)
+# One comparison at a time in this process, on every path (page, API, CLI): figures of runs that
+# overlap measure each other. A comparison that finds the machine taken waits this long for it (a
+# cancelled one frees it within CANCEL_GRACE_S), then is refused with ``MachineBusy``.
+MACHINE_WAIT_S = 10.0
+# cancel(): how long a generating worker gets to answer its Stop before it is killed.
+CANCEL_GRACE_S = 1.0
+NAME_ECHO = 80  # characters of a user-typed name echoed back in a message
+
+
+def echo(text: str, limit: int = NAME_ECHO) -> str:
+    """A user-typed name quoted for a message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
+
+
+class MachineBusy(SettingsError):
+    """Another comparison still runs in this process; the message says so."""
+
+
+class _Machine:
+    """The module-level guarantee behind MACHINE_WAIT_S: who runs now, and since when."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._guard = threading.Lock()
+        self.holder: Comparison | None = None
+        self.since = 0.0
+
+    def acquire(self, comparison: Comparison, wait_s: float, cancelled: threading.Event) -> bool:
+        deadline = time.monotonic() + wait_s
+        while not cancelled.is_set():
+            if self._lock.acquire(timeout=max(0.0, min(0.1, deadline - time.monotonic()))):
+                with self._guard:
+                    self.holder, self.since = comparison, time.monotonic()
+                return True
+            if time.monotonic() >= deadline:
+                return False
+        return False
+
+    def release(self, comparison: Comparison) -> None:
+        with self._guard:
+            if self.holder is not comparison:
+                return
+            self.holder = None
+        self._lock.release()
+
+    def busy_for(self) -> float:
+        with self._guard:
+            return time.monotonic() - self.since if self.holder is not None else 0.0
+
+
+MACHINE = _Machine()
 
 
 @dataclass
@@ -79,7 +132,8 @@ class PreparedPrompt:
 
 
 class Comparison:
-    """Validate a request, then ``events()`` runs it; ``stop()`` may be called from any thread."""
+    """Validate a request, then ``events()`` runs it; ``stop()`` and ``cancel()`` may be called
+    from any thread. Closing the ``events()`` generator (or dropping it) cancels the comparison."""
 
     def __init__(
         self,
@@ -92,6 +146,8 @@ class Comparison:
         self.pool = pool  # keeps loaded workers for the next comparison (the web app)
         self.records: list[RunRecord] = []
         self._stop = threading.Event()
+        self._cancelled = threading.Event()
+        self._step = threading.RLock()  # held while events() computes its next event
         self._validate_request()
         try:
             self.memory = MemoryGate(request.memory_limit_mb, request.memory_check, pool)
@@ -138,13 +194,108 @@ class Comparison:
         return PreparedPrompt(prompt, templated, tokens)
 
     def stop(self) -> None:
+        """Stop gracefully: runs in flight end early and are recorded, no new run starts."""
         self._stop.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self, wait: bool = True) -> float:
+        """The user left: stop every lane now and free the workers (a generating worker gets
+        ``CANCEL_GRACE_S`` to answer its Stop, then it is killed; a loading one is killed), and
+        let the next comparison have the machine. No more events. Returns the seconds it took.
+
+        ``wait=False`` returns at once and frees them in a thread: for callers that must not
+        block (gradio closes a cancelled event's generator on its event loop); the next
+        comparison still waits for the machine until they are free."""
+        started = time.monotonic()
+        self._cancelled.set()
+        self._stop.set()
+        if not wait:
+            threading.Thread(target=self._release, name="comparison-cancel", daemon=True).start()
+            return 0.0
+        self._release()
+        return time.monotonic() - started
+
+    close = cancel  # contextlib.closing(comparison)
+
+    def _release(self) -> None:
+        with self._step:  # a step in progress ends within a wait() tick once cancelled
+            self._free_lanes()
+        MACHINE.release(self)
+
+    def _free_lanes(self) -> None:
+        held = [lane for lane in self.lanes if lane.worker is not None]
+        generating: list[_Lane] = []
+        for lane in held:
+            lane.plan.clear()
+            if lane.state is LaneState.GENERATING and lane.in_flight:
+                assert lane.worker is not None
+                lane.worker.request_stop(lane.run_id)
+                generating.append(lane)
+            elif lane.state is LaneState.GENERATING:  # between runs: the worker is idle
+                lane.finish(LaneState.STOPPED, "cancelled", close_timeout=CANCEL_GRACE_S)
+            else:  # starting / loading: nothing worth keeping
+                lane.kill_and_finish("cancelled while loading")
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while generating and (left := deadline - time.monotonic()) > 0:
+            ready = wait([lane.worker.conn for lane in generating if lane.worker], timeout=left)
+            for lane in list(generating):
+                if lane.worker is None or lane.worker.conn not in ready:
+                    continue
+                try:
+                    message = lane.worker.recv()
+                except WorkerDied:
+                    lane.finish(LaneState.STOPPED, "cancelled (its worker died)", CANCEL_GRACE_S)
+                    generating.remove(lane)
+                    continue
+                if isinstance(message, Failed) or (
+                    isinstance(message, Result) and message.run_id == lane.run_id
+                ):
+                    lane.current, lane.in_flight = None, False  # answered its Stop: idle, fit for the pool
+                    lane.finish(LaneState.STOPPED, "cancelled", close_timeout=CANCEL_GRACE_S)
+                    generating.remove(lane)
+        for lane in generating:
+            lane.kill_and_finish(f"cancelled: no answer to Stop within {CANCEL_GRACE_S:.0f} s, worker killed")
+
     def events(self) -> Iterator[LaneEvent]:
+        """Run the comparison, one event at a time. Waits up to ``MACHINE_WAIT_S`` for another
+        comparison of this process to end, then raises ``MachineBusy``."""
+        if not MACHINE.acquire(self, MACHINE_WAIT_S, self._cancelled):
+            if self.cancelled:
+                return
+            raise MachineBusy(
+                f"Another comparison has been running on this machine for {MACHINE.busy_for():.0f} s; "
+                f"this one waited {MACHINE_WAIT_S:.0f} s and was not started (figures of runs that "
+                "overlap would measure each other). Try again when it has finished."
+            )
+        inner = self._events()
+        try:
+            while not self.cancelled:
+                with self._step:
+                    if self.cancelled:
+                        break
+                    try:
+                        event = next(inner)
+                    except StopIteration:
+                        break
+                yield event
+        finally:  # finished, failed, cancelled, or the caller closed / dropped this generator
+            if not self._all_ended():  # left mid-run: nobody will read this comparison's events
+                self._cancelled.set()
+                self._stop.set()
+            self._release()
+            inner.close()
+
+    def _all_ended(self) -> bool:
+        return all(lane.worker is None for lane in self.lanes)
+
+    def _events(self) -> Iterator[LaneEvent]:
         lanes = self.lanes = [_Lane(spec, self) for spec in self.request.specs]
         if self.pool is not None:
             self.pool.retain_only({lane.pool_key for lane in lanes})
@@ -154,8 +305,11 @@ class Comparison:
             yield from self._drive(lanes)
         else:
             for lane in lanes:
+                if self.cancelled:
+                    return
                 yield from self._drive([lane])
-        yield from self.agreement_events(self.judge.finish())
+        if not self.cancelled:
+            yield from self.agreement_events(self.judge.finish())
 
     def agreement_events(self, changed: Changed) -> Iterator[LaneEvent]:
         """Records whose agreement with the reference changed after they were reported."""
@@ -174,6 +328,8 @@ class Comparison:
         stop_sent = False
         guarded = time.monotonic()
         while live:
+            if self.cancelled:  # cancel() frees the lanes as soon as this step ends
+                return
             if time.monotonic() - guarded >= 0.5:  # memory guard: a lane that outgrows the limit
                 guarded = time.monotonic()
                 for key, message in self.memory.guard():
@@ -210,6 +366,8 @@ class _Lane:
         self.loaded: Loaded | None = None
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
         self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
+        self.run_id = ""  # of the run in flight (Generate / Stop / Result carry it)
+        self.in_flight = False  # its Generate went out and no answer came yet
         self.plan: deque[tuple[int, int]] = deque(
             (index, run)
             for index in range(len(comparison.prompts))
@@ -227,7 +385,7 @@ class _Lane:
     def start(self) -> Iterator[LaneEvent]:
         known = backend_names()
         if self.spec.backend not in known:
-            yield from self.fail(f"Unknown backend {self.spec.backend!r}; known: {', '.join(known)}.")
+            yield from self.fail(f"Unknown backend {echo(self.spec.backend)}; known: {', '.join(known)}.")
             return
         reused = self.comparison.pool.take(self.pool_key) if self.comparison.pool else None
         if reused is not None:
@@ -286,7 +444,7 @@ class _Lane:
     def stop(self) -> Iterator[LaneEvent]:
         self.plan.clear()
         if self.state is LaneState.GENERATING and self.worker is not None:
-            self.worker.request_stop()
+            self.worker.request_stop(self.run_id)
         else:  # loading / converting: nothing to keep, end it now
             yield from self.fail("stopped while loading", kill=True, state=LaneState.STOPPED)
 
@@ -312,6 +470,10 @@ class _Lane:
             yield self._state(LaneState.LOADING, message.summary())
             yield from self._next_run()
         elif isinstance(message, Result):
+            if message.run_id != self.run_id:  # cannot happen with one command at a time: say so
+                log.warning("%s: result of run %r while %r runs: ignored", self.key, message.run_id,
+                            self.run_id)
+                return
             yield from self._finish_run(message)
         elif isinstance(message, Failed):
             # the traceback goes to the log file (and the record), the one sentence to the console too
@@ -333,6 +495,7 @@ class _Lane:
             return
         self.current = self.plan.popleft()
         self.tokens_in_run = 0
+        self.run_id = uuid.uuid4().hex[:16]
         index, run = self.current
         prompt = self.comparison.prompts[index]
         label = "warm-up" if run == 0 else f"run {run}/{self.request.runs}"
@@ -342,15 +505,23 @@ class _Lane:
         if settle:  # announce first, then let the page draw while nothing is being measured
             yield self._state(LaneState.GENERATING, label)
             time.sleep(settle)
+            if self.comparison.stopping:  # stopped while it paused: the run never goes out
+                self.current = None
+                yield self.finish(LaneState.STOPPED, "stopped")
+                return
         else:  # the state moves before the command goes out: a stop now reaches the worker
             self.state = self.state.to(LaneState.GENERATING)
         try:
             self.worker.send(
-                Generate(prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s)
+                Generate(
+                    prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s,
+                    run_id=self.run_id,
+                )
             )
         except WorkerDied as exc:
             yield from self.fail(str(exc))
             return
+        self.in_flight = True
         self.last_heard = time.monotonic()
         if not settle:
             yield self._state(LaneState.GENERATING, label)
@@ -358,6 +529,7 @@ class _Lane:
     def _finish_run(self, result: Result | None, error: str = "", trace: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)
         self.current = None
+        self.in_flight = False
         if run > 0 or error:
             record = self._record(index, max(run, 0), result, error, trace)
             self.comparison.records.append(record)
@@ -389,6 +561,9 @@ class _Lane:
         if result:
             if record.other_cpu_percent is not None and record.threads:
                 record.busy_machine = record.other_cpu_percent > busy_threshold(record.threads)
+            if record.cpu_s is not None and record.e2e_s:
+                record.cpu_pct = round(100 * record.cpu_s / record.e2e_s, 1)
+            record.stall_note = judge_stall(record.stalled_s, record.e2e_s, record.cpu_s)
             record.token_ids = list(record.token_ids)
             record.extra["prompt_ids_digest"] = result.prompt_ids_digest
         return record
@@ -398,19 +573,28 @@ class _Lane:
         if self.comparison.on_worker and self.worker is not None:
             self.comparison.on_worker(self.key, self.worker.pid, True)
 
-    def finish(self, state: LaneState, message: str) -> StateEvent:
+    def finish(self, state: LaneState, message: str, close_timeout: float | None = None) -> StateEvent:
         healthy = self.state is LaneState.GENERATING and state in (LaneState.DONE, LaneState.STOPPED)
         self.comparison.memory.ended(self.key)
         if self.worker is not None:
             pid = self.worker.pid
             if healthy and self.comparison.pool and self.loaded and self.worker.proc.poll() is None:
                 self.comparison.pool.give(self.pool_key, self.worker, self.loaded)
-            else:
+            elif close_timeout is None:
                 self.worker.close()
+            else:  # cancel(): a worker that will not exit at once is killed
+                self.worker.close(timeout=close_timeout)
             self.worker = None
             if self.comparison.on_worker:
                 self.comparison.on_worker(self.key, pid, False)
         return self._state(state, message)
+
+    def kill_and_finish(self, message: str) -> None:
+        """cancel(): end the lane now, its worker killed (no events: nobody listens any more)."""
+        if self.worker is not None:
+            self.worker.kill()
+        self.plan.clear()
+        self.finish(LaneState.STOPPED, message, close_timeout=CANCEL_GRACE_S)
 
     def fail(
         self, message: str, kill: bool = False, state: LaneState = LaneState.ERROR, trace: str = ""

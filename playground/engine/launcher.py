@@ -8,6 +8,7 @@ attributable per backend, and turns a native crash into a message instead of a d
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import subprocess
@@ -26,6 +27,45 @@ from playground.paths import REPO_ROOT, cache_dir
 CONNECT_TIMEOUT_S = 120.0  # a cold import of torch on a slow disk can take a while
 
 
+LOG_PREFIX = "worker-"
+NAME_LIMIT = 60  # characters of a lane's label kept in its log file's name
+LABEL_LIMIT = 120  # characters of a lane's label in messages
+KEEP_LOGS = 200  # worker log files kept (the newest); older ones are deleted when a worker starts
+_open_logs: set[Path] = set()  # logs of this process's live workers: never pruned
+
+
+def safe_name(label: str, limit: int = NAME_LIMIT) -> str:
+    """``label`` as a file name part: only [A-Za-z0-9._-], at most ``limit`` characters (a cut
+    label ends with a hash of the whole, so two long labels still get different names)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in label).strip(".")
+    if len(safe) <= limit:
+        return safe or "worker"
+    digest = hashlib.sha1(label.encode("utf-8", "replace")).hexdigest()[:10]
+    return f"{safe[: limit - 11]}-{digest}"
+
+
+def prune_worker_logs(log_dir: Path, keep: int | None = None) -> int:
+    """Delete all but the newest ``keep`` (``KEEP_LOGS``) worker logs in ``log_dir``; returns how
+    many went. Logs of this process's live workers always stay."""
+    keep = KEEP_LOGS if keep is None else keep
+    try:
+        logs = [path for path in log_dir.glob(f"{LOG_PREFIX}*.log") if path not in _open_logs]
+        dated = []
+        for path in logs:
+            with contextlib.suppress(OSError):
+                dated.append((path.stat().st_mtime, path))
+    except OSError:
+        return 0
+    dated.sort(reverse=True)
+    removed = 0
+    open_here = sum(1 for path in _open_logs if path.parent == log_dir)
+    for _, path in dated[max(0, keep - open_here):]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 class WorkerDied(Exception):
     """The worker exited or stopped answering; the message carries the tail of its log."""
 
@@ -40,7 +80,8 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         memory_limit_mb: float | None = None,
     ) -> None:
-        self.label = label
+        # in every message about this worker; a lane typed on a page may be thousands of characters
+        self.label = label if len(label) <= LABEL_LIMIT else label[:LABEL_LIMIT] + "…"
         self.killed_by_engine = False  # a SIGKILL we sent is not an out-of-memory kill
         self.last_rss_mb = 0.0  # the engine's latest sample, evidence for an OOM verdict
         self.oom_kills_before = read_vmstat_oom_kills()
@@ -48,14 +89,13 @@ class WorkerProcess:
         listener = Listener(("127.0.0.1", 0), family="AF_INET", authkey=authkey)
         host, port = listener.address
         log_dir = cache_dir("logs")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
         # With a memory limit, the kernel enforces it per worker where we may create cgroups.
         self.cgroup = (
             WorkerCgroup.create(f"playground-{os.getpid()}-{time.time_ns()}", memory_limit_mb)
             if memory_limit_mb
             else None
         )
-        self.log_path: Path = log_dir / f"worker-{safe}-{os.getpid()}-{time.time_ns()}.log"
+        self.log_path: Path = log_dir / f"{LOG_PREFIX}{safe_name(label)}-{os.getpid()}-{time.time_ns()}.log"
         child_env = {
             **os.environ,
             **worker_env(thread_budget()),  # the same budget headless and with the page open
@@ -69,6 +109,8 @@ class WorkerProcess:
             "TRANSFORMERS_OFFLINE": "1",
         }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+        _open_logs.add(self.log_path)
+        prune_worker_logs(log_dir)
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "playground.engine.worker"],
             stdin=subprocess.DEVNULL,
@@ -84,7 +126,7 @@ class WorkerProcess:
         try:
             self.conn = self._accept(listener)
         except WorkerDied:
-            self._log.close()
+            self._close_log()
             if self.cgroup is not None:
                 self.proc.wait(timeout=10)
                 self.cgroup.remove()
@@ -148,9 +190,10 @@ class WorkerProcess:
         except ProtocolError as exc:
             raise WorkerDied(f"{self.label}: {exc}") from exc
 
-    def request_stop(self) -> None:
+    def request_stop(self, run_id: str) -> None:
+        """Stop the run ``run_id`` (the worker ignores it once that run has ended)."""
         with contextlib.suppress(OSError, EOFError):
-            self.conn.send(encode(Stop()))
+            self.conn.send(encode(Stop(run_id)))
 
     def log_tail(self, lines: int = 12) -> str:
         try:
@@ -223,9 +266,13 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.conn.close()
-        self._log.close()
+        self._close_log()
         if self.cgroup is not None:
             self.cgroup.remove()
+
+    def _close_log(self) -> None:
+        self._log.close()
+        _open_logs.discard(self.log_path)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -100,11 +100,16 @@ class Generate:
     prompt: str  # already chat-templated
     settings: dict  # GenerationSettings.to_dict()
     flush_interval_s: float
+    run_id: str = ""  # names this run: a ``Stop`` for any other id is ignored, the ``Result`` echoes it
 
 
 @dataclass
 class Stop:
+    """Stop the run named ``run_id`` (queued or generating); a stop for a run that already ended
+    is ignored, so it can never reach a later run on the same (pooled) worker."""
+
     kind: ClassVar[str] = "stop"
+    run_id: str = ""
 
 
 @dataclass
@@ -181,6 +186,7 @@ class Result(RunReport):
     kind: ClassVar[str] = "result"
     # a short fingerprint of the prompt's ids: equal digests = the lanes' tokenizers agree on it
     prompt_ids_digest: str = ""
+    run_id: str = ""  # the ``Generate.run_id`` this answers
 
 
 @dataclass

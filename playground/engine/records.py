@@ -70,6 +70,12 @@ class RunReport:
     peak_rss_mb: float | None = metric(
         "peak RSS (MB)", digits=0, panel="peak RSS", unit="MB", panel_line=1, cli="peak RSS MB"
     )
+    # Frozen time while timed (playground.engine.stall): SIGSTOP, a suspended VM, a starved machine.
+    # Shown only when not zero; a run that stalled carries ``stall_note`` and its figures understate.
+    stalled_s: float | None = metric(
+        "stalled (s)", digits=1, panel="stalled", unit="s", panel_zero=False, cli="stall s"
+    )
+    cpu_s: float | None = None  # the worker's own CPU time (all threads) during generate
     other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
     text: str = ""
     stopped: bool = False
@@ -136,6 +142,14 @@ class RunRecord(LoadReport, RunReport):
     versions: str = ""
     page_attached: bool = False
     busy_machine: bool = False  # others took more than the budget leaves free: figures understate
+    # The worker did not run for a while in its timed window (playground.engine.stall): why, in words
+    # ("" = it ran throughout). The figures are kept, but they are not the runtime's speed.
+    stall_note: str = ""
+    cpu_pct: float | None = None  # the worker's CPU time / wall time of the run, % of one core
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self.stall_note)
     extra: dict = field(default_factory=dict)
 
     @property

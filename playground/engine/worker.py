@@ -43,6 +43,7 @@ from playground.engine.protocol import (
     decode,
     encode,
 )
+from playground.engine.stall import StallWatch
 from playground.engine.threads import recorded_threads, thread_budget
 
 AUTHKEY_ENV = "PLAYGROUND_WORKER_AUTHKEY"
@@ -65,9 +66,16 @@ class Worker:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.send_lock = threading.Lock()
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # set only while the run it was meant for is the one generating
         self.commands: queue.Queue[Command] = queue.Queue()
         self.backend: Any = None
+        # A Stop names its run: the reader thread keeps which runs are queued, running and stopped,
+        # so a stop that arrives after its run ended is dropped instead of stopping the next one.
+        self._runs = threading.Lock()
+        self._running: str | None = None
+        self._queued: set[str] = set()
+        self._stopped: set[str] = set()  # queued runs stopped before they started
+        self._closing = False  # the engine is gone: every run stops
 
     def send(self, message: Message) -> None:
         with self.send_lock:
@@ -79,16 +87,49 @@ class Worker:
             while True:
                 command = decode(self.conn.recv())
                 if isinstance(command, Stop):
-                    self.stop.set()
-                else:
-                    self.commands.put(command)  # type: ignore[arg-type]
+                    self.request_stop(command.run_id)
+                    continue
+                if isinstance(command, Generate):
+                    with self._runs:
+                        self._queued.add(command.run_id)
+                self.commands.put(command)  # type: ignore[arg-type]
         except (EOFError, OSError):
-            self.stop.set()
-            self.commands.put(Exit())
+            self._close()
         except ProtocolError:
             log.exception("unreadable command from the engine; exiting")
+            self._close()
+
+    def _close(self) -> None:
+        with self._runs:
+            self._closing = True
             self.stop.set()
-            self.commands.put(Exit())
+        self.commands.put(Exit())
+
+    def request_stop(self, run_id: str) -> None:
+        """Stop ``run_id`` if it is generating or still queued; ignore a stop for any other run."""
+        with self._runs:
+            if run_id == self._running:
+                self.stop.set()
+            elif run_id in self._queued:
+                self._stopped.add(run_id)
+            else:
+                log.info("stop for run %r ignored: it is not queued or generating", run_id)
+
+    def _begin_run(self, run_id: str) -> None:
+        with self._runs:
+            self._queued.discard(run_id)
+            self._running = run_id
+            if run_id in self._stopped or self._closing:
+                self.stop.set()
+            else:
+                self.stop.clear()
+            self._stopped.discard(run_id)
+
+    def _end_run(self) -> None:
+        with self._runs:
+            self._running = None
+            if not self._closing:
+                self.stop.clear()
 
     def serve(self) -> None:
         threading.Thread(target=self.read_commands, daemon=True).start()
@@ -97,15 +138,17 @@ class Worker:
             command = self.commands.get()
             if isinstance(command, Exit):
                 break
+            if isinstance(command, Generate):
+                self._begin_run(command.run_id)
             try:
                 handlers[type(command)](command)  # type: ignore[operator]
             except Exception as exc:  # reported to the lane; the worker stays usable
                 trace = traceback.format_exc(limit=8)
                 log.error("%s failed: %s", command.kind, trace.rstrip())
                 self.send(Failed(command.kind, _user_message(exc), trace))
-            # Cleared once the answer is out, not when the next command starts: a stop that
-            # arrives while the next generate is still queued must still stop it.
-            self.stop.clear()
+            finally:
+                if isinstance(command, Generate):
+                    self._end_run()
         if self.backend is not None:
             self.backend.unload()
 
@@ -161,7 +204,11 @@ class Worker:
             lambda text, count, at: self.send(Tokens(text, count, at)), self.stop, command.flush_interval_s
         )
         others = OtherLoad.start()
-        output = self.backend.generate(command.prompt, generation, meter)
+        watch = StallWatch()
+        try:
+            output = self.backend.generate(command.prompt, generation, meter)
+        finally:
+            stall = watch.finish()
         finished = time.perf_counter()
         other_cpu = others.percent()
         meter.flush(finished)
@@ -176,6 +223,9 @@ class Worker:
                 token_ids=meter.ids,
                 prompt_ids_digest=_digest(output.prompt_ids),
                 other_cpu_percent=other_cpu,
+                stalled_s=stall.stalled_s,
+                cpu_s=round(stall.cpu_s, 3),
+                run_id=command.run_id,
             )
         )
 
