@@ -200,16 +200,17 @@ class Worker:
         if self.backend is None:
             raise BackendError("No model loaded")
         generation = GenerationSettings(**command.settings)
+        # The watchers start before the meter's clock: their set-up is not the runtime's TTFT.
+        others = OtherLoad.start()
+        watch = StallWatch()
         meter = TokenMeter(
             lambda text, count, at: self.send(Tokens(text, count, at)), self.stop, command.flush_interval_s
         )
-        others = OtherLoad.start()
-        watch = StallWatch()
         try:
             output = self.backend.generate(command.prompt, generation, meter)
         finally:
+            finished = time.perf_counter()
             stall = watch.finish()
-        finished = time.perf_counter()
         other_cpu = others.percent()
         meter.flush(finished)
         self.send(
