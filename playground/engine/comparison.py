@@ -28,6 +28,7 @@ from playground.engine.events import (
     WorkerEvent,
 )
 from playground.engine.launcher import WorkerDied, WorkerProcess
+from playground.engine.parameters import RunParameters
 from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.protocol import Failed, Generate, LaneState, Load, Loaded, Progress, Result, Tokens
 from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
@@ -86,7 +87,10 @@ class Comparison:
         request: ComparisonRequest,
         on_worker: Callable[[str, int, bool], None] | None = None,
         pool: WorkerPool | None = None,
+        model: ModelSource | None = None,
     ) -> None:
+        """``model``: resolved beforehand (``Policy.admit``, which may download it); without it the
+        request's model must already be on this machine: the constructor never downloads."""
         self.request = request
         self.on_worker = on_worker  # (lane, pid, started) for the utilization monitor
         self.pool = pool  # keeps loaded workers for the next comparison (the web app)
@@ -98,7 +102,8 @@ class Comparison:
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
         self.lanes: list[_Lane] = []
-        self.model: ModelSource = resolve_model(request.model, request.allow_local_paths)
+        self.model: ModelSource = model or resolve_model(request.model, request.allow_local_paths,
+                                                         download=False)
         self.prompts = [self._prepare(prompt) for prompt in request.prompts]
         model_dir = self.model.path
         self.judge = AgreementJudge(
@@ -116,8 +121,7 @@ class Comparison:
             raise SettingsError("Pick at least one backend.")
         if not request.prompts:
             raise SettingsError("The prompt is empty: type a question or pick an example.")
-        if not 0 <= request.warmup <= 10 or not 1 <= request.runs <= 100:
-            raise SettingsError("warm-up runs must be 0-10 and measured runs 1-100")
+        RunParameters.parse({"warmup": request.warmup, "runs": request.runs})  # the one set of limits
         for prompt in request.prompts:
             validate_prompt(prompt)
         request.settings.validate()

@@ -21,7 +21,7 @@ import psutil
 from playground.engine.admission import estimate_lane
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.memory import estimate
-from playground.engine.records import BackendSpec
+from playground.engine.records import BackendSpec, parse_backend_specs
 from playground.models.resolve import resolve_model
 from playground.settings import GenerationSettings
 
@@ -75,8 +75,7 @@ def main() -> int:
         print(format_table([row for path in args.table for row in json.loads(path.read_text())]))
         return 0
     rows = []
-    for text in args.backends.split(","):
-        spec = BackendSpec.parse(text)
+    for spec in parse_backend_specs(args.backends):
         request = ComparisonRequest(
             prompts=["What is the for statement?"],
             specs=[spec],
