@@ -8,8 +8,9 @@ import gradio as gr
 
 from playground.engine.policy import MAX_LANES
 from playground.models.catalog import SMOLLM2, model_ids
+from playground.ui import charts as chart_specs
 from playground.ui.backend_picker import BackendRow
-from playground.ui.charts import CHARTS, ChartInput, ChartSpec
+from playground.ui.charts import ChartInput, ChartSpec
 from playground.ui.form import PAGE_FIELDS, Form, reference_choices, widget
 from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
@@ -159,7 +160,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         with gr.Row(equal_height=False, elem_id="panels"):
             slots = [_slot(index) for index in range(MAX_PANELS)]
         with gr.Row(equal_height=False):
-            charts = [_chart(spec) for spec in CHARTS]
+            charts = [_chart(spec) for spec in chart_specs.CHARTS]
         gr.Markdown("### Results (this session)")
         table = gr.Dataframe(headers=HEADERS, value=None, interactive=False, wrap=True,
                              elem_id="results-table", column_count=len(HEADERS))
