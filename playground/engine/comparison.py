@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from playground.backends import backend_names
+from playground.engine import parameters
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.contention import busy_threshold
 from playground.engine.events import (
@@ -38,7 +39,7 @@ from playground.models.resolve import ModelSource, resolve_model
 from playground.models.tokens import count_prompt_tokens, encode
 from playground.settings import GenerationSettings, SettingsError, validate_prompt
 
-MODES = ("sequential", "parallel")
+MODES = parameters.MODES  # declared with the run parameters
 log = logging.getLogger(__name__)
 
 

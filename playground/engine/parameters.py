@@ -9,7 +9,7 @@ page is hostile and a silent ``"false"`` -> ``True`` would run something nobody 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,8 +24,10 @@ MAX_NEW_TOKENS_LIMIT = 4096
 MAX_PROMPT_CHARS = 32_000  # untrusted pages may paste megabytes; refuse before tokenising
 MAX_SEED = 2**31 - 1
 REFERENCE_AUTO = "auto"  # == engine.reference.AUTO (the highest precision lane)
-MODES = ("sequential", "parallel")
-DECODINGS = ("greedy", "sampling")
+Mode = Literal["sequential", "parallel"]
+Decoding = Literal["greedy", "sampling"]
+MODES: tuple[str, ...] = get_args(Mode)
+DECODINGS: tuple[str, ...] = get_args(Decoding)
 
 
 class SettingsError(ValueError):
@@ -59,7 +61,7 @@ class RunParameters(BaseModel):
                         widget="dropdown", elem_id="model", bench_default="demo")
     max_new_tokens: int = _field(128, "tokens to generate at most", label="Max new tokens", ge=1,
                                  le=MAX_NEW_TOKENS_LIMIT, widget="slider", step=1, elem_id="max-new-tokens")
-    decoding: Literal["greedy", "sampling"] = _field(
+    decoding: Decoding = _field(
         "greedy", "greedy (repeatable across runs and runtimes) or sampling", label="Decoding",
         widget="radio", elem_id="decoding", choices=[("greedy", "greedy"), ("sampling", "sampling")],
         cli_flags={"--sample": ("sampling", "sample instead of greedy decoding")})
@@ -74,7 +76,7 @@ class RunParameters(BaseModel):
                                widget="checkbox", elem_id="stop-at-eos",
                                cli_flags={"--ignore-eos": (False, "generate exactly --max-new-tokens "
                                                            "tokens on every backend")})
-    mode: Literal["sequential", "parallel"] = _field(
+    mode: Mode = _field(
         "sequential", "sequential: each backend alone (fair); parallel: all at once (a race)",
         label="Mode", widget="radio", elem_id="mode",
         choices=[("one after another (fair)", "sequential"), ("all at once (race)", "parallel")])
