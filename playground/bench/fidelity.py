@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.policy import Policy
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, parse_backend_specs
 from playground.engine.threads import THREADS_ENV, thread_budget, worker_env
@@ -116,7 +117,8 @@ def run_engine(spec: BackendSpec, pool: WorkerPool, settings: Settings) -> list[
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_eos=False),
         warmup=settings.warmup, runs=settings.runs,
     )
-    comparison = Comparison(request, pool=pool)
+    model, _ = Policy.local().admit(request.model, request.specs)
+    comparison = Comparison(request, pool=pool, model=model)
     for _ in comparison.events():
         pass
     return [record.to_dict() for record in comparison.records]

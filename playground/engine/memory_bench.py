@@ -21,6 +21,7 @@ import psutil
 from playground.engine.admission import estimate_lane
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.memory import estimate
+from playground.engine.policy import Policy
 from playground.engine.records import BackendSpec, parse_backend_specs
 from playground.models.resolve import resolve_model
 from playground.settings import GenerationSettings
@@ -84,7 +85,8 @@ def main() -> int:
             memory_check=False,  # measure what it takes, whatever the estimate says
         )
         sampler = TreeSampler()
-        comparison = Comparison(request, on_worker=sampler.watch)
+        model, _ = Policy.local().admit(request.model, request.specs)
+        comparison = Comparison(request, on_worker=sampler.watch, model=model)
         tokens = (comparison.prompts[0].tokens or 0) + args.max_new_tokens
         estimate, _ = estimate_lane(comparison.model.path, spec, tokens)
         sampler.start()

@@ -46,12 +46,15 @@ def compare_api(controller: Controller) -> Callable[..., dict]:
     def compare(*args: Any, **kwargs: Any) -> dict:
         try:
             bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
+        except TypeError as exc:  # an unknown or missing parameter
+            return {"ok": False, "error": str(exc), "records": []}
+        bound.apply_defaults()
+        try:
             params = RunParameters.parse(dict(bound.arguments))
             specs = (parse_backend_specs(params.backends) if params.backends.strip()
                      else controller.default_specs())
             run = controller.start(params, specs)
-        except (*USER_ERRORS, ValueError, TypeError) as exc:
+        except (*USER_ERRORS, ValueError) as exc:
             return {"ok": False, "error": str(exc), "records": []}
         controller.monitor.run_started()
         try:

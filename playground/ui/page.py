@@ -154,6 +154,9 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                         form["seed"] = widget("seed")
                         form["warmup"] = widget("warmup")
                         form["runs"] = widget("runs")
+                    for name in PAGE_FIELDS:  # a parameter without a place of its own lands here
+                        if name not in form:
+                            form[name] = widget(name)
         gr.Markdown("### Backends\nEach on its own device and precision; what cannot run here says why.")
         with gr.Row(equal_height=True, elem_id="backend-picker"):
             picker = [_picker_card(row) for row in rows]
@@ -169,8 +172,6 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
-    missing = set(PAGE_FIELDS) - set(form)
-    assert not missing, f"run parameters without a place on the page: {sorted(missing)}"
     return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
                 stop=stop, clear=clear, table=table, records=records, csv=csv, json=json)
 
