@@ -88,5 +88,6 @@ def test_one_spec_entry_adds_a_chart(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_page_is_built_with_keywords_and_one_form_mapping() -> None:
     page, _ = build()
-    assert [c.elem_id for c in page.form_components()][:2] == ["prompt", "model"]
+    assert page.form_components() == list(page.form.values())  # zipped back by name, not position
+    assert [c.elem_id for c in page.form_components()][:3] == ["prompt", "system-prompt", "model"]
     assert len(page.slots) == 6 and page.status.elem_id == "run-status"

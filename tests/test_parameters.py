@@ -22,7 +22,7 @@ from playground.settings import GenerationSettings
 from playground.ui import AppOptions
 from playground.ui.api import compare_api, compare_signature
 from playground.ui.controller import Controller
-from playground.ui.form import PAGE_FIELDS, from_widgets
+from playground.ui.form import from_widgets
 from playground.ui.monitoring import RunMonitor
 from playground.ui.page import build_layout
 
@@ -155,9 +155,9 @@ def page():
 
 
 def test_page_widgets_come_from_the_model(page) -> None:
-    assert set(page.form) == set(PAGE_FIELDS) == set(parameters.names("page"))
+    assert set(page.form) == set(parameters.names("page"))
     assert "backends" not in page.form  # the picker chooses them
-    for name in PAGE_FIELDS:
+    for name in parameters.names("page"):
         component, field, meta = page.form[name], parameters.fields()[name], parameters.meta(name)
         assert component.label == meta["label"], name
         if meta.get("elem_id"):
@@ -242,3 +242,25 @@ def test_policy_of_an_untrusted_page() -> None:
         shared.check_lanes([BackendSpec("scripted", precision=str(i)) for i in range(MAX_LANES + 1)])
     Policy.local().check_lanes([BackendSpec("scripted", precision=str(i)) for i in range(MAX_LANES + 1)])
     assert "local model folder" in Policy.local().model_hint() and "local" not in shared.model_hint()
+
+
+def test_one_declared_field_reaches_the_cli_the_page_and_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a run parameter is one field in ``engine/parameters.py``."""
+
+    class Wider(RunParameters):
+        repetition_penalty: float = parameters.declare(
+            1.0, "penalise repeated tokens", label="Repetition penalty", ge=1.0, le=2.0,
+            allow_inf_nan=False, widget="slider", step=0.05, elem_id="repetition-penalty")
+
+    monkeypatch.setattr(parameters, "RunParameters", Wider)
+    option = cli_actions()["--repetition-penalty"]
+    assert option.default == 1.0 and "1.0-2.0" in option.help
+    assert build_parser().parse_args(["--repetition-penalty", "1.5"]).repetition_penalty == 1.5
+    slider = build_layout(AppOptions(), [], "test machine").form["repetition_penalty"]
+    assert isinstance(slider, gr.Slider) and (slider.minimum, slider.maximum, slider.value) == (1.0, 2.0, 1.0)
+    assert slider.label == "Repetition penalty" and slider.elem_id == "repetition-penalty"
+    assert compare_signature().parameters["repetition_penalty"].default == 1.0
+    with pytest.raises(SettingsError, match=r"repetition penalty must be between 1 and 2, got 3\.0"):
+        from_widgets({"repetition_penalty": 3.0})
+    refused = compare_api(Controller(AppOptions(), [], RunMonitor()))("hi", repetition_penalty=math.inf)
+    assert "repetition penalty must be a finite number" in refused["error"]

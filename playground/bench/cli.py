@@ -20,7 +20,7 @@ from playground.backends.base import BackendProbe
 from playground.engine import parameters
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
-from playground.engine.parameters import RunParameters, SettingsError
+from playground.engine.parameters import SettingsError
 from playground.engine.policy import Policy
 from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields, parse_backend_specs
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_request(args: argparse.Namespace) -> ComparisonRequest:
-    params = RunParameters.parse({name: getattr(args, name) for name in parameters.names("cli")})
+    params = parameters.RunParameters.parse({name: getattr(args, name) for name in parameters.names("cli")})
     prompts = list(args.prompt)
     if args.prompts_file:
         prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]

@@ -34,7 +34,7 @@ class SettingsError(ValueError):
     """Invalid generation settings or prompt; the message is shown to the user as is."""
 
 
-def _field(default: Any, description: str, *, label: str, **extra: Any) -> Any:
+def declare(default: Any, description: str, *, label: str, **extra: Any) -> Any:
     """A field plus what the front ends need: ``label`` / ``info`` (page), ``widget`` ("slider",
     "number", "checkbox", "radio", "textbox", "dropdown"), ``step``, ``elem_id``, ``choices``
     ((shown, value) pairs), ``page`` / ``cli`` / ``api`` (False: not on that front end),
@@ -51,44 +51,44 @@ class RunParameters(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    prompt: str = _field("", "the user's question, sent to every backend", label="Prompt",
+    prompt: str = declare("", "the user's question, sent to every backend", label="Prompt",
                          max_length=MAX_PROMPT_CHARS, widget="textbox", elem_id="prompt", cli=False,
                          api_required=True)
-    backends: str = _field("", "comma list of name[:device[:precision]] ('' = the default selection)",
+    backends: str = declare("", "comma list of name[:device[:precision]] ('' = the default selection)",
                            label="Backends", max_length=2000, page=False)
-    model: str = _field("", "'smollm2', 'demo', a Hugging Face hub id or a local model folder "
+    model: str = declare("", "'smollm2', 'demo', a Hugging Face hub id or a local model folder "
                         "('' = the app's model; the CLI's is 'demo')", label="Model", max_length=1000,
                         widget="dropdown", elem_id="model", bench_default="demo")
-    max_new_tokens: int = _field(128, "tokens to generate at most", label="Max new tokens", ge=1,
+    max_new_tokens: int = declare(128, "tokens to generate at most", label="Max new tokens", ge=1,
                                  le=MAX_NEW_TOKENS_LIMIT, widget="slider", step=1, elem_id="max-new-tokens")
-    decoding: Decoding = _field(
+    decoding: Decoding = declare(
         "greedy", "greedy (repeatable across runs and runtimes) or sampling", label="Decoding",
         widget="radio", elem_id="decoding", choices=[("greedy", "greedy"), ("sampling", "sampling")],
         cli_flags={"--sample": ("sampling", "sample instead of greedy decoding")})
-    temperature: float = _field(0.7, "sampling temperature", label="Temperature", ge=0.01, le=2.0,
+    temperature: float = declare(0.7, "sampling temperature", label="Temperature", ge=0.01, le=2.0,
                                 allow_inf_nan=False, widget="slider", step=0.01, info="sampling only")
-    top_p: float = _field(0.9, "nucleus sampling: keep the smallest set of tokens with this probability",
+    top_p: float = declare(0.9, "nucleus sampling: keep the smallest set of tokens with this probability",
                           label="Top-p", ge=0.01, le=1.0, allow_inf_nan=False, widget="slider", step=0.01,
                           info="sampling only")
-    seed: int = _field(0, "random seed for sampling", label="Seed", ge=0, le=MAX_SEED, widget="number")
-    stop_at_eos: bool = _field(True, "stop at end-of-sequence tokens (off: always generate max new tokens)",
+    seed: int = declare(0, "random seed for sampling", label="Seed", ge=0, le=MAX_SEED, widget="number")
+    stop_at_eos: bool = declare(True, "stop at end-of-sequence tokens (off: always generate max new tokens)",
                                label="Stop at end of sequence", info="off: always generate max new tokens",
                                widget="checkbox", elem_id="stop-at-eos",
                                cli_flags={"--ignore-eos": (False, "generate exactly --max-new-tokens "
                                                            "tokens on every backend")})
-    mode: Mode = _field(
+    mode: Mode = declare(
         "sequential", "sequential: each backend alone (fair); parallel: all at once (a race)",
         label="Mode", widget="radio", elem_id="mode",
         choices=[("one after another (fair)", "sequential"), ("all at once (race)", "parallel")])
-    system_prompt: str = _field(DEFAULT_SYSTEM_PROMPT, "system message put before the prompt ('' for none)",
+    system_prompt: str = declare(DEFAULT_SYSTEM_PROMPT, "system message put before the prompt ('' for none)",
                                 label="System prompt (optional)", max_length=MAX_PROMPT_CHARS,
                                 widget="textbox", elem_id="system-prompt")
-    warmup: int = _field(0, "warm-up runs per prompt, not recorded", label="Warm-up runs", ge=0, le=10,
+    warmup: int = declare(0, "warm-up runs per prompt, not recorded", label="Warm-up runs", ge=0, le=10,
                          widget="number", elem_id="warmup", info="not recorded; 1 steadies the numbers",
                          bench_default=1)
-    runs: int = _field(1, "measured runs per prompt", label="Measured runs", ge=1, le=100, widget="number",
+    runs: int = declare(1, "measured runs per prompt", label="Measured runs", ge=1, le=100, widget="number",
                        elem_id="runs", bench_default=3)
-    reference: str = _field(REFERENCE_AUTO, "the lane every answer is compared with: 'auto' (the highest "
+    reference: str = declare(REFERENCE_AUTO, "the lane every answer is compared with: 'auto' (the highest "
                             "precision, transformers first on ties) or name[:device[:precision]] of a "
                             "selected one",
                             label="Compare answers against", max_length=200, widget="dropdown",

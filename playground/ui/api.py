@@ -11,17 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from playground.engine import parameters
-from playground.engine.parameters import RunParameters
 from playground.engine.records import parse_backend_specs
 from playground.ui.controller import USER_ERRORS, Controller
-
-API_FIELDS = parameters.names("api")
 
 
 def compare_signature() -> inspect.Signature:
     """``compare(prompt, backends="", model="", max_new_tokens=128, ...) -> dict``, from the model."""
     params = []
-    for name in API_FIELDS:
+    for name in parameters.names("api"):
         field = parameters.fields()[name]
         required = parameters.meta(name).get("api_required", False)
         params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -33,7 +30,7 @@ def compare_signature() -> inspect.Signature:
 def _doc() -> str:
     lines = ["Run one comparison to the end; returns {ok, error, records} (one RunRecord per backend and "
              "run, with its answer agreement against the ``reference`` lane).", "", "Parameters:"]
-    for name in API_FIELDS:
+    for name in parameters.names("api"):
         low, high = parameters.bounds(name)
         limits = f" [{low}-{high}]" if low is not None or high is not None else ""
         lines.append(f"    {name}: {parameters.fields()[name].description}{limits}")
@@ -50,7 +47,7 @@ def compare_api(controller: Controller) -> Callable[..., dict]:
             return {"ok": False, "error": str(exc), "records": []}
         bound.apply_defaults()
         try:
-            params = RunParameters.parse(dict(bound.arguments))
+            params = parameters.RunParameters.parse(dict(bound.arguments))
             specs = (parse_backend_specs(params.backends) if params.backends.strip()
                      else controller.default_specs())
             run = controller.start(params, specs)

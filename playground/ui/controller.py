@@ -18,7 +18,7 @@ from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
-from playground.ui.form import AUTO, PAGE_FIELDS, from_widgets, reference_choices
+from playground.ui.form import AUTO, from_widgets, reference_choices
 from playground.ui.frames import FAIR_FIRST_FRAME_S, PAGE_DRAW_S, PAGE_SETTLE_S, Frames, update_interval
 from playground.ui.live import LiveRun
 from playground.ui.monitoring import RunMonitor
@@ -73,11 +73,12 @@ class Controller:
     def run_stream(self, request: gr.Request, *values: Any) -> Iterator[dict]:
         page, frames = self.page, self.frames
         assert page is not None and frames is not None, "attach(page) first"
-        count = len(PAGE_FIELDS)
+        names = list(page.form)  # the order of page.form_components()
+        count = len(names)
         previous: list[dict] = values[count] or []
         specs = specs_from_inputs(self.rows, list(values[count + 1:]))
         try:
-            params = from_widgets(dict(zip(PAGE_FIELDS, values[:count], strict=True)))
+            params = from_widgets(dict(zip(names, values[:count], strict=True)))
             self.options.policy.check_lanes(specs)
             model_name = params.model.strip() or self.options.model
             if needs_download(model_name):  # can take minutes: say so before it starts

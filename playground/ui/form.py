@@ -17,7 +17,6 @@ from playground.engine.records import BackendSpec
 from playground.engine.reference import AUTO
 
 AUTO_LABEL = "auto (highest precision)"
-PAGE_FIELDS = parameters.names("page")  # the run parameters the page has a widget for
 Form = dict[str, gr.components.Component]  # field name -> its widget
 
 
@@ -61,7 +60,7 @@ def from_widgets(values: dict[str, Any], **more: Any) -> RunParameters:
         elif annotation is str and value is None:
             value = ""
         decoded[name] = value
-    return RunParameters.parse(decoded)
+    return parameters.RunParameters.parse(decoded)  # looked up now: a test may declare more fields
 
 
 def reference_choices(specs: list[BackendSpec], labels: dict[str, str]) -> list[tuple[str, str]]:

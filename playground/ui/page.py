@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from playground.engine import parameters
 from playground.engine.policy import MAX_LANES
 from playground.models.catalog import SMOLLM2, model_ids
 from playground.ui import charts as chart_specs
 from playground.ui.backend_picker import BackendRow
 from playground.ui.charts import ChartInput, ChartSpec
-from playground.ui.form import PAGE_FIELDS, Form, reference_choices, widget
+from playground.ui.form import Form, reference_choices, widget
 from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
@@ -96,8 +97,8 @@ class Page:
     json: gr.DownloadButton
 
     def form_components(self) -> list[gr.components.Component]:
-        """The run parameters' widgets, in ``PAGE_FIELDS`` order (the handler zips them back by name)."""
-        return [self.form[name] for name in PAGE_FIELDS]
+        """The run parameters' widgets, in ``form`` order (the handler zips them back by name)."""
+        return list(self.form.values())
 
     def picker_components(self) -> list[gr.components.Component]:
         return [c for p in self.picker for c in (p.selected, p.device, p.precision)]
@@ -154,7 +155,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                         form["seed"] = widget("seed")
                         form["warmup"] = widget("warmup")
                         form["runs"] = widget("runs")
-                    for name in PAGE_FIELDS:  # a parameter without a place of its own lands here
+                    for name in parameters.names("page"):  # one without a place of its own lands here
                         if name not in form:
                             form[name] = widget(name)
         gr.Markdown("### Backends\nEach on its own device and precision; what cannot run here says why.")
