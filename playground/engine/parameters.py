@@ -1,4 +1,4 @@
-"""Every run parameter once: its default, bounds, description and how each front end shows it.
+"""The run parameters as a strict pydantic model, built from their one declaration (``run_fields``).
 
 The CLI's options (``bench/cli.py``), the page's widgets (``ui/form.py``) and the ``/compare``
 API's signature (``ui/api.py``) are all derived from ``RunParameters``, so they cannot disagree.
@@ -9,91 +9,45 @@ page is hostile and a silent ``"false"`` -> ``True`` would run something nobody 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from playground.engine.records import BackendSpec
-from playground.models.chat import DEFAULT_SYSTEM_PROMPT
+from playground.engine.run_fields import (
+    DECODINGS,
+    FIELDS,
+    MAX_NEW_TOKENS_LIMIT,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MODES,
+    REFERENCE_AUTO,
+    Decoding,
+    Mode,
+    SettingsError,
+)
 
 if TYPE_CHECKING:
     from playground.engine.comparison import ComparisonRequest
     from playground.settings import GenerationSettings
 
-MAX_NEW_TOKENS_LIMIT = 4096
-MAX_PROMPT_CHARS = 32_000  # untrusted pages may paste megabytes; refuse before tokenising
-MAX_SEED = 2**31 - 1
-REFERENCE_AUTO = "auto"  # == engine.reference.AUTO (the highest precision lane)
-Mode = Literal["sequential", "parallel"]
-Decoding = Literal["greedy", "sampling"]
-MODES: tuple[str, ...] = get_args(Mode)
-DECODINGS: tuple[str, ...] = get_args(Decoding)
+__all__ = ["DECODINGS", "MAX_NEW_TOKENS_LIMIT", "MAX_PROMPT_CHARS", "MAX_SEED", "MODES", "REFERENCE_AUTO",
+           "Decoding", "Mode", "RunParameters", "SettingsError"]
+
+BOUNDS = ("ge", "le", "max_length", "allow_inf_nan")
 
 
-class SettingsError(ValueError):
-    """Invalid generation settings or prompt; the message is shown to the user as is."""
+def declare(default: Any, description: str, **options: Any) -> Any:
+    """The pydantic field of one declaration (``run_fields.Declared.options``): bounds go to
+    pydantic, the rest is the front ends' metadata (``meta``)."""
+    bounds = {key: options.pop(key) for key in BOUNDS if key in options}
+    return Field(default, description=description, json_schema_extra=options, **bounds)
 
 
-def declare(default: Any, description: str, *, label: str, **extra: Any) -> Any:
-    """A field plus what the front ends need: ``label`` / ``info`` (page), ``widget`` ("slider",
-    "number", "checkbox", "radio", "textbox", "dropdown"), ``step``, ``elem_id``, ``choices``
-    ((shown, value) pairs), ``page`` / ``cli`` / ``api`` (False: not on that front end),
-    ``cli_flags`` (extra ``{flag: (value, help)}`` shortcuts) and ``bench_default`` (the headless
-    benchmark's default when it differs: a benchmark wants warm-ups and repeats)."""
-    bounds = {key: extra.pop(key) for key in ("ge", "le", "max_length") if key in extra}
-    if "allow_inf_nan" in extra:
-        bounds["allow_inf_nan"] = extra.pop("allow_inf_nan")
-    return Field(default, description=description, json_schema_extra={"label": label, **extra}, **bounds)
-
-
-class RunParameters(BaseModel):
+class _Run(BaseModel):
     """What one comparison run is asked to do (the backends and model are chosen by name)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    prompt: str = declare("", "the user's question, sent to every backend", label="Prompt",
-                         max_length=MAX_PROMPT_CHARS, widget="textbox", elem_id="prompt", cli=False,
-                         api_required=True)
-    backends: str = declare("", "comma list of name[:device[:precision]] ('' = the default selection)",
-                           label="Backends", max_length=2000, page=False)
-    model: str = declare("", "'smollm2', 'demo', a Hugging Face hub id or a local model folder "
-                        "('' = the app's model; the CLI's is 'demo')", label="Model", max_length=1000,
-                        widget="dropdown", elem_id="model", bench_default="demo")
-    max_new_tokens: int = declare(128, "tokens to generate at most", label="Max new tokens", ge=1,
-                                 le=MAX_NEW_TOKENS_LIMIT, widget="slider", step=1, elem_id="max-new-tokens")
-    decoding: Decoding = declare(
-        "greedy", "greedy (repeatable across runs and runtimes) or sampling", label="Decoding",
-        widget="radio", elem_id="decoding", choices=[("greedy", "greedy"), ("sampling", "sampling")],
-        cli_flags={"--sample": ("sampling", "sample instead of greedy decoding")})
-    temperature: float = declare(0.7, "sampling temperature", label="Temperature", ge=0.01, le=2.0,
-                                allow_inf_nan=False, widget="slider", step=0.01, info="sampling only")
-    top_p: float = declare(0.9, "nucleus sampling: keep the smallest set of tokens with this probability",
-                          label="Top-p", ge=0.01, le=1.0, allow_inf_nan=False, widget="slider", step=0.01,
-                          info="sampling only")
-    seed: int = declare(0, "random seed for sampling", label="Seed", ge=0, le=MAX_SEED, widget="number")
-    stop_at_eos: bool = declare(True, "stop at end-of-sequence tokens (off: always generate max new tokens)",
-                               label="Stop at end of sequence", info="off: always generate max new tokens",
-                               widget="checkbox", elem_id="stop-at-eos",
-                               cli_flags={"--ignore-eos": (False, "generate exactly --max-new-tokens "
-                                                           "tokens on every backend")})
-    mode: Mode = declare(
-        "sequential", "sequential: each backend alone (fair); parallel: all at once (a race)",
-        label="Mode", widget="radio", elem_id="mode",
-        choices=[("one after another (fair)", "sequential"), ("all at once (race)", "parallel")])
-    system_prompt: str = declare(DEFAULT_SYSTEM_PROMPT, "system message put before the prompt ('' for none)",
-                                label="System prompt (optional)", max_length=MAX_PROMPT_CHARS,
-                                widget="textbox", elem_id="system-prompt")
-    warmup: int = declare(0, "warm-up runs per prompt, not recorded", label="Warm-up runs", ge=0, le=10,
-                         widget="number", elem_id="warmup", info="not recorded; 1 steadies the numbers",
-                         bench_default=1)
-    runs: int = declare(1, "measured runs per prompt", label="Measured runs", ge=1, le=100, widget="number",
-                       elem_id="runs", bench_default=3)
-    reference: str = declare(REFERENCE_AUTO, "the lane every answer is compared with: 'auto' (the highest "
-                            "precision, transformers first on ties) or name[:device[:precision]] of a "
-                            "selected one",
-                            label="Compare answers against", max_length=200, widget="dropdown",
-                            elem_id="reference",
-                            info="every answer's token agreement and text similarity with this lane's")
 
     @property
     def do_sample(self) -> bool:
@@ -127,6 +81,13 @@ class RunParameters(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(explain(exc, values)) from None
+
+
+RunParameters = create_model(  # one field per declaration in run_fields.FIELDS, in its order
+    "RunParameters", __base__=_Run, __module__=__name__,
+    **{name: (item.annotation, declare(item.default, item.description, **item.options))
+       for name, item in FIELDS.items()},
+)
 
 
 def fields() -> dict[str, Any]:
