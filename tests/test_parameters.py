@@ -245,7 +245,8 @@ def test_policy_of_an_untrusted_page() -> None:
 
 
 def test_one_declared_field_reaches_the_cli_the_page_and_compare(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adding a run parameter is one field in ``engine/parameters.py``."""
+    """Adding a run parameter is one declaration (``engine/run_fields.py``); here a subclass of the model
+    stands in for it."""
 
     class Wider(RunParameters):
         repetition_penalty: float = parameters.declare(
