@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     prober = threading.Thread(target=probe, name="probe", daemon=True)
     prober.start()
 
-    from playground.engine.records import BackendSpec
+    from playground.engine.records import parse_backend_specs
     from playground.ui import CSS, AppOptions, build_app
 
-    backends = tuple(text.strip() for text in args.backends.split(",") if text.strip())
+    backends = (args.backends,) if args.backends.strip() else ()  # parsed by parse_backend_specs only
     try:
-        specs = [BackendSpec.parse(text) for text in backends]
+        specs = parse_backend_specs(args.backends)
     except ValueError as exc:
         print(f"error: --backends: {exc}", file=sys.stderr)
         return 2

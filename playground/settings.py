@@ -1,42 +1,48 @@
-"""Generation settings shared by every backend, validated once before any worker starts."""
+"""What the backends see of a run: the generation settings, a thin view of the run parameters.
+
+Defaults, bounds and messages are declared once (``engine/run_fields.py``) and validated by
+``engine.parameters.RunParameters``; this module keeps the frozen dataclass the workers receive
+(``to_dict`` crosses the process boundary) and the prompt check. It does not import pydantic:
+every worker process imports it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-MAX_NEW_TOKENS_LIMIT = 4096
-MAX_PROMPT_CHARS = 32_000  # untrusted pages may paste megabytes; refuse before tokenising
+from playground.engine.run_fields import FIELDS, MAX_NEW_TOKENS_LIMIT, MAX_PROMPT_CHARS, SettingsError
+
+__all__ = ["MAX_NEW_TOKENS_LIMIT", "MAX_PROMPT_CHARS", "GenerationSettings", "SettingsError",
+           "validate_prompt"]
 
 
-class SettingsError(ValueError):
-    """Invalid generation settings or prompt; the message is shown to the user as is."""
+def _default(name: str) -> Any:
+    return FIELDS[name].default
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    max_new_tokens: int = 128
-    do_sample: bool = False  # greedy by default: repeatable across runs and runtimes
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
+    max_new_tokens: int = _default("max_new_tokens")
+    do_sample: bool = _default("decoding") == "sampling"  # greedy by default: repeatable across runtimes
+    temperature: float = _default("temperature")
+    top_p: float = _default("top_p")
+    seed: int = _default("seed")
     # Stop at end-of-sequence tokens. Benchmarks may turn this off to force exactly
     # max_new_tokens tokens on every backend.
-    stop_at_eos: bool = True
+    stop_at_eos: bool = _default("stop_at_eos")
 
     def validate(self) -> GenerationSettings:
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
-            raise SettingsError("max new tokens must be a whole number")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            raise SettingsError(
-                f"max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {self.max_new_tokens}"
-            )
-        if self.do_sample:
-            if not 0.01 <= float(self.temperature) <= 5.0:
-                raise SettingsError(f"temperature must be between 0.01 and 5, got {self.temperature}")
-            if not 0.01 <= float(self.top_p) <= 1.0:
-                raise SettingsError(f"top-p must be between 0.01 and 1, got {self.top_p}")
-        if not 0 <= int(self.seed) < 2**31:
-            raise SettingsError(f"seed must be between 0 and 2^31-1, got {self.seed}")
+        """The same strict rules as the page, the CLI and /compare (``RunParameters``)."""
+        if not isinstance(self.do_sample, bool):
+            raise SettingsError(f"do_sample must be true or false, got {self.do_sample!r}")
+        from playground.engine.parameters import RunParameters  # pydantic: only where inputs are checked
+
+        RunParameters.parse({
+            "max_new_tokens": self.max_new_tokens, "decoding": "sampling" if self.do_sample else "greedy",
+            "temperature": self.temperature, "top_p": self.top_p, "seed": self.seed,
+            "stop_at_eos": self.stop_at_eos,
+        })
         return self
 
     def to_dict(self) -> dict:

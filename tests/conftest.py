@@ -125,6 +125,30 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page(request: pytest.FixtureRequest) -> Iterator:
+    """The app's page in headless Chromium, once per module. The module names the app fixture it
+    drives in ``PAGE_APP`` (default ``app_server``: the real runtimes; ``scripted_app``: the fast layer)."""
+    server: AppServer = request.getfixturevalue(getattr(request.module, "PAGE_APP", "app_server"))
+    if not CHROMIUM.exists():
+        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(server.url)
+        page.wait_for_selector("#run-button")
+        yield page
+        browser.close()
+
+
 PLUGIN_EXAMPLE = REPO_ROOT / "tests" / "plugin_example"
 
 

@@ -6,16 +6,13 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # the real app with every real runtime
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+PAGE_APP = "app_server"  # the conftest ``page`` fixture drives the real app
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "What is the for statement?"
 
@@ -32,22 +29,6 @@ PLOT_POINTS = """(id) => {
     const plot = document.querySelector(`#${id} .js-plotly-plot`);
     return plot && plot.data ? plot.data.map(t => [t.name, (t.x || []).length]) : [];
 }"""
-
-
-@pytest.fixture(scope="module")
-def page(app_server) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(app_server.url)
-        page.wait_for_selector("#run-button")
-        yield page
-        browser.close()
 
 
 def status(page) -> str:

@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 from playground.engine.comparison import Comparison, ComparisonRequest, run_comparison
 from playground.engine.contention import busy_threshold
 from playground.engine.events import LaneEvent
+from playground.engine.policy import Policy
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, RunRecord
 from playground.engine.threads import thread_budget
@@ -423,8 +424,13 @@ def test_bad_run_settings_are_refused_before_any_worker(prompt, settings, expect
 def test_bad_models_are_explained(model: str, expected: str, monkeypatch) -> None:
     # a closed local port stands in for the unreachable hub (fails fast, no real network)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    with pytest.raises(ModelNotFoundError, match=expected):
-        Comparison(ComparisonRequest(prompts=[PROMPT], specs=[BackendSpec("transformers")], model=model))
+    request = ComparisonRequest(prompts=[PROMPT], specs=[BackendSpec("transformers")], model=model)
+    with pytest.raises(ModelNotFoundError, match=expected):  # the explicit step every caller takes
+        Policy.local().admit(request.model, request.specs)
+    # the constructor never downloads: a hub model it does not have is refused, the others explained
+    unresolved = "resolve it first" if model.startswith("example-org/") else expected
+    with pytest.raises(ModelNotFoundError, match=unresolved):
+        Comparison(request)
 
 
 def test_shared_pages_cannot_pick_local_folders() -> None:

@@ -8,13 +8,12 @@ the fast check that the page renders what the engine streams. Marked ``browser``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import AppServer
-from test_app_browser import CHROMIUM, CHROMIUM_ARGS, PANEL_STATES, PANEL_TEXTS, status, wait_for_status
+from test_app_browser import PANEL_STATES, PANEL_TEXTS, status, wait_for_status
 
 pytestmark = pytest.mark.browser
+PAGE_APP = "scripted_app"  # the conftest ``page`` fixture drives the scripted app
 
 PANEL_TEXT_VALUES = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
     .filter(el => el.offsetParent !== null)
@@ -22,22 +21,6 @@ PANEL_TEXT_VALUES = """() => Array.from(document.querySelectorAll('[id^="lane-"]
 LABELS = {"scripted": "scripted (test backend)", "echo": "echo (example plugin)"}
 PANEL_ALL_TEXT = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
     .filter(el => el.offsetParent !== null).map(el => el.innerText)"""
-
-
-@pytest.fixture(scope="module")
-def page(scripted_app: AppServer) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        page.goto(scripted_app.url)
-        page.wait_for_selector("#run-button")
-        yield page
-        browser.close()
 
 
 def lanes(page) -> dict[str, int]:

@@ -17,18 +17,47 @@ from pathlib import Path
 
 from playground import logs
 from playground.backends.base import BackendProbe
-from playground.engine.comparison import MODES, Comparison, ComparisonRequest
+from playground.engine import parameters
+from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
+from playground.engine.parameters import SettingsError
+from playground.engine.policy import Policy
 from playground.engine.probing import probe_all
-from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields
-from playground.engine.reference import AUTO
+from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields, parse_backend_specs
 from playground.models.resolve import ModelNotFoundError, needs_download
-from playground.paths import DEMO_MODEL_ID
-from playground.settings import GenerationSettings, SettingsError
 
 DEFAULT_PROMPT = "What is the for statement?"
 # JSON rows: the issue's field names first, then the extra context we measure.
 JSON_FIELDS = RunRecord.field_names()
+
+
+def add_run_parameters(parser: argparse.ArgumentParser) -> None:
+    """One option per run parameter (``RunParameters``): name, default, bounds and help from the
+    field; values are checked by the model itself (``build_request``), not by argparse."""
+    for name in parameters.names("cli"):
+        field, meta = parameters.fields()[name], parameters.meta(name)
+        flag = "--" + name.replace("_", "-")
+        default = parameters.default(name, "bench")
+        low, high = parameters.bounds(name)
+        limits = f"{low}-{high}, " if low is not None and high is not None else ""
+        help_text = f"{field.description} ({limits}default: {default!r})".replace("%", "%%")
+        if field.annotation is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_text)
+        elif field.annotation in (int, float, str):
+            parser.add_argument(flag, dest=name, type=field.annotation, default=default, help=help_text)
+        else:  # a Literal: its values
+            parser.add_argument(flag, dest=name, choices=parameters.choices(name), default=default,
+                                help=help_text)
+        for shortcut, (value, shortcut_help) in meta.get("cli_flags", {}).items():
+            parser.add_argument(shortcut, dest=name, action="store_const", const=value,
+                                help=f"{shortcut_help} (= {_spelled(flag, value)})")
+
+
+def _spelled(flag: str, value: object) -> str:
+    if isinstance(value, bool):
+        return flag if value else flag.replace("--", "--no-", 1)
+    return f"{flag} {value}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,42 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m playground.bench",
         description="Run one prompt through several inference backends and compare them.",
     )
-    parser.add_argument(
-        "--model", default=DEMO_MODEL_ID, help="'demo' (default), a local Hugging Face folder, or a hub id"
-    )
-    parser.add_argument(
-        "--backends",
-        default="",
-        help="comma list of name[:device[:precision]] (default: every usable backend)",
-    )
+    add_run_parameters(parser)
     parser.add_argument("--device", default="", help="device for backends that do not name one")
     parser.add_argument("--precision", default="", help="precision for backends that do not name one")
     parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     parser.add_argument("--prompts-file", type=Path, help="one prompt per line")
-    parser.add_argument("--system-prompt", default=None)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument(
-        "--ignore-eos", action="store_true", help="generate exactly --max-new-tokens tokens on every backend"
-    )
-    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per prompt, not recorded")
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per prompt")
-    parser.add_argument(
-        "--mode",
-        choices=MODES,
-        default="sequential",
-        help="sequential: each backend alone (fair); parallel: all at once (a race)",
-    )
     parser.add_argument("--json", type=Path, help="write the per-run records here")
-    parser.add_argument(
-        "--reference",
-        default=AUTO,
-        help="the backend every answer is compared with: 'auto' (default: the highest precision, "
-        "transformers first on ties) or name[:device[:precision]] of one of --backends",
-    )
     parser.add_argument("--load-timeout", type=float, default=1800.0, help="seconds (conversion + load)")
     parser.add_argument(
         "--idle-timeout",
@@ -111,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         request = build_request(args)
         if needs_download(request.model):
             print(f"downloading {request.model!r} from the Hugging Face hub…", file=sys.stderr)
-        comparison = Comparison(request)
+        model, _ = Policy.local().admit(request.model, request.specs)  # the explicit (maybe slow) step
+        comparison = Comparison(request, model=model)
     except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -145,13 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_request(args: argparse.Namespace) -> ComparisonRequest:
+    params = parameters.RunParameters.parse({name: getattr(args, name) for name in parameters.names("cli")})
     prompts = list(args.prompt)
     if args.prompts_file:
         prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
     if not prompts:
         prompts = [DEFAULT_PROMPT]
-    if args.backends:
-        specs = [BackendSpec.parse(text) for text in args.backends.split(",") if text.strip()]
+    if params.backends.strip():
+        specs = parse_backend_specs(params.backends)
     else:
         probes = probe_all()
         specs = [BackendSpec(name) for name, probe in probes.items() if probe.usable]
@@ -166,29 +167,15 @@ def build_request(args: argparse.Namespace) -> ComparisonRequest:
         BackendSpec(spec.backend, spec.device or args.device, spec.precision or args.precision)
         for spec in specs
     ]
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        do_sample=args.sample,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop_at_eos=not args.ignore_eos,
-    )
-    return ComparisonRequest(
-        prompts=prompts,
-        specs=specs,
-        model=args.model,
-        system_prompt=args.system_prompt,
-        settings=settings,
-        mode=args.mode,
-        warmup=args.warmup,
-        runs=args.runs,
+    request = params.to_request(
+        specs,
         load_timeout_s=args.load_timeout,
         idle_timeout_s=args.idle_timeout,
         first_token_timeout_s=args.first_token_timeout,
         memory_limit_mb=args.memory_limit,
-        reference=args.reference,
     )
+    request.prompts = prompts
+    return request
 
 
 def report_progress(event: LaneEvent) -> None:

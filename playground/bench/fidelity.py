@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.policy import Policy
 from playground.engine.pool import WorkerPool
-from playground.engine.records import BackendSpec
+from playground.engine.records import BackendSpec, parse_backend_specs
 from playground.engine.threads import THREADS_ENV, thread_budget, worker_env
 from playground.models.chat import DEFAULT_SYSTEM_PROMPT, render_prompt
 from playground.models.resolve import resolve_model
@@ -116,7 +117,8 @@ def run_engine(spec: BackendSpec, pool: WorkerPool, settings: Settings) -> list[
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens, stop_at_eos=False),
         warmup=settings.warmup, runs=settings.runs,
     )
-    comparison = Comparison(request, pool=pool)
+    model, _ = Policy.local().admit(request.model, request.specs)
+    comparison = Comparison(request, pool=pool, model=model)
     for _ in comparison.events():
         pass
     return [record.to_dict() for record in comparison.records]
@@ -328,8 +330,7 @@ def resolve_specs(names: list[str], backends_api: list[dict] | None) -> list[Bac
     """Explicit device and precision (the page's defaults), so every mode reuses one loaded worker."""
     rows = {row["name"]: row for row in backends_api or []}
     specs = []
-    for text in names:
-        spec = BackendSpec.parse(text)
+    for spec in parse_backend_specs(names):
         row = rows.get(spec.backend)
         if row is not None and not row["usable"]:
             raise RuntimeError(f"{spec.backend} cannot run here: {row['note']}")
@@ -468,8 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             backends = [{"name": n, "usable": p.usable, "note": p.reason,
                          "device": p.default_device() or "", "precision": p.default_precision}
                         for n, p in probe_all().items()]
-        names = ([t for t in args.backends.split(",") if t.strip()]
-                 or [b["name"] for b in backends if b["usable"]])
+        names = ([args.backends] if args.backends.strip()
+                 else [b["name"] for b in backends if b["usable"]])
         specs = resolve_specs(names, backends)
         bench = Bench(settings, specs, modes, args.rounds, app, client, driver)
         results = bench.run(log)

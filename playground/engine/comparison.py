@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from playground.backends import backend_names
+from playground.engine import parameters
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.contention import busy_threshold
 from playground.engine.events import (
@@ -29,6 +30,7 @@ from playground.engine.events import (
     WorkerEvent,
 )
 from playground.engine.launcher import WorkerDied, WorkerProcess
+from playground.engine.parameters import RunParameters
 from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.protocol import Failed, Generate, LaneState, Load, Loaded, Progress, Result, Tokens
 from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
@@ -39,7 +41,7 @@ from playground.models.resolve import ModelSource, resolve_model
 from playground.models.tokens import count_prompt_tokens, encode
 from playground.settings import GenerationSettings, SettingsError, validate_prompt
 
-MODES = ("sequential", "parallel")
+MODES = parameters.MODES  # declared with the run parameters
 log = logging.getLogger(__name__)
 # One comparison at a time in this process, on every path (page, API, CLI): figures of runs that
 # overlap measure each other. A comparison that finds the machine taken waits this long for it (a
@@ -140,7 +142,10 @@ class Comparison:
         request: ComparisonRequest,
         on_worker: Callable[[str, int, bool], None] | None = None,
         pool: WorkerPool | None = None,
+        model: ModelSource | None = None,
     ) -> None:
+        """``model``: resolved beforehand (``Policy.admit``, which may download it); without it the
+        request's model must already be on this machine: the constructor never downloads."""
         self.request = request
         self.on_worker = on_worker  # (lane, pid, started) for the utilization monitor
         self.pool = pool  # keeps loaded workers for the next comparison (the web app)
@@ -154,7 +159,8 @@ class Comparison:
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
         self.lanes: list[_Lane] = []
-        self.model: ModelSource = resolve_model(request.model, request.allow_local_paths)
+        self.model: ModelSource = model or resolve_model(request.model, request.allow_local_paths,
+                                                         download=False)
         self.prompts = [self._prepare(prompt) for prompt in request.prompts]
         model_dir = self.model.path
         self.judge = AgreementJudge(
@@ -172,8 +178,7 @@ class Comparison:
             raise SettingsError("Pick at least one backend.")
         if not request.prompts:
             raise SettingsError("The prompt is empty: type a question or pick an example.")
-        if not 0 <= request.warmup <= 10 or not 1 <= request.runs <= 100:
-            raise SettingsError("warm-up runs must be 0-10 and measured runs 1-100")
+        RunParameters.parse({"warmup": request.warmup, "runs": request.runs})  # the one set of limits
         for prompt in request.prompts:
             validate_prompt(prompt)
         request.settings.validate()

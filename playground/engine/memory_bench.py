@@ -21,7 +21,8 @@ import psutil
 from playground.engine.admission import estimate_lane
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.memory import estimate
-from playground.engine.records import BackendSpec
+from playground.engine.policy import Policy
+from playground.engine.records import BackendSpec, parse_backend_specs
 from playground.models.resolve import resolve_model
 from playground.settings import GenerationSettings
 
@@ -75,8 +76,7 @@ def main() -> int:
         print(format_table([row for path in args.table for row in json.loads(path.read_text())]))
         return 0
     rows = []
-    for text in args.backends.split(","):
-        spec = BackendSpec.parse(text)
+    for spec in parse_backend_specs(args.backends):
         request = ComparisonRequest(
             prompts=["What is the for statement?"],
             specs=[spec],
@@ -85,7 +85,8 @@ def main() -> int:
             memory_check=False,  # measure what it takes, whatever the estimate says
         )
         sampler = TreeSampler()
-        comparison = Comparison(request, on_worker=sampler.watch)
+        model, _ = Policy.local().admit(request.model, request.specs)
+        comparison = Comparison(request, on_worker=sampler.watch, model=model)
         tokens = (comparison.prompts[0].tokens or 0) + args.max_new_tokens
         estimate, _ = estimate_lane(comparison.model.path, spec, tokens)
         sampler.start()

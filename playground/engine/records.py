@@ -9,6 +9,7 @@ and the CLI table show it: adding a metric is one field here (plus the code that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
@@ -115,6 +116,13 @@ class BackendSpec:
             raise ValueError(f"Backend spec {text!r} is not name[:device[:precision]]")
         parts += [""] * (3 - len(parts))
         return cls(parts[0], parts[1], parts[2])
+
+
+def parse_backend_specs(text: str | Sequence[str]) -> list[BackendSpec]:
+    """The one parser of a backend list: ``"name[:device[:precision]],..."`` (or its items);
+    blank items are skipped, a malformed one raises ValueError naming it."""
+    items = text.split(",") if isinstance(text, str) else [part for item in text for part in item.split(",")]
+    return [BackendSpec.parse(item) for item in items if item.strip()]
 
 
 @dataclass

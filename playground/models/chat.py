@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant."
 
 
@@ -33,6 +31,8 @@ def render_prompt(model_dir: Path, user_prompt: str, system_prompt: str | None =
     if not template:
         return user_prompt
     special = _special_tokens(model_dir)
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # here: every worker imports this module
+
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
     )

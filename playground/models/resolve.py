@@ -36,8 +36,9 @@ class ModelSource:
         return int(value) if value else None
 
 
-def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSource:
-    """Resolve ``spec``; ``allow_local_paths`` is False for untrusted callers (shared pages)."""
+def resolve_model(spec: str | None, allow_local_paths: bool = True, download: bool = True) -> ModelSource:
+    """Resolve ``spec``; ``allow_local_paths`` is False for untrusted callers (shared pages).
+    ``download=False``: a hub model must already be on this machine (no network, no wait)."""
     spec = (spec or DEMO_MODEL_ID).strip()
     if spec == str(DEMO_MODEL_DIR):
         spec = DEMO_MODEL_ID
@@ -66,6 +67,11 @@ def resolve_model(spec: str | None, allow_local_paths: bool = True) -> ModelSour
         raise ModelNotFoundError(
             f"{spec!r} is neither 'demo', 'smollm2', a local model folder, nor a Hugging Face hub id like "
             "'microsoft/Phi-3-mini-4k-instruct'."
+        )
+    if not download and needs_download(spec):
+        raise ModelNotFoundError(
+            f"{spec!r} is not on this machine yet: resolve it first (Policy.admit or resolve_model), "
+            "which downloads it from the Hugging Face hub."
         )
     return ModelSource(spec, _download_from_hub(spec))
 

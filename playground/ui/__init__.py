@@ -13,6 +13,7 @@ from playground.ui.controller import Controller
 from playground.ui.monitoring import RunMonitor
 from playground.ui.options import AppOptions
 from playground.ui.page import CSS, build_layout
+from playground.ui.wiring import wire
 
 __all__ = ["CSS", "AppOptions", "build_app"]
 
@@ -29,6 +30,6 @@ def build_app(options: AppOptions, probes: dict[str, BackendProbe]) -> gr.Blocks
     page = build_layout(options, rows, machine_summary(probes))
     controller = Controller(options, rows, RunMonitor())
     with page.blocks:
-        controller.wire(page)
+        wire(controller, page)
     page.blocks.queue(default_concurrency_limit=1)
     return page.blocks

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from playground.backends.base import BackendProbe
-from playground.engine.records import BackendSpec
+from playground.engine.records import BackendSpec, parse_backend_specs
 
 
 @dataclass
@@ -37,7 +37,7 @@ def device_label(device: str, available: bool) -> str:
 
 def build_rows(probes: dict[str, BackendProbe], preselect: tuple[str, ...] = ()) -> list[BackendRow]:
     """``preselect`` holds ``name[:device[:precision]]`` specs; empty = every usable backend."""
-    wanted = {spec.backend: spec for spec in (BackendSpec.parse(text) for text in preselect)}
+    wanted = {spec.backend: spec for spec in parse_backend_specs(preselect)}
     rows = []
     for name, probe in probes.items():
         if not probe.installed:

@@ -9,8 +9,8 @@ the page parses a few KB instead of ~35 KB. The layout mirrors ``plotly_white``.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gradio.components.plot import PlotData
@@ -18,12 +18,12 @@ from plotly.colors import qualitative
 
 from playground.monitor import Sample
 from playground.monitor.browser import LABEL as BROWSER_LABEL
+from playground.monitor.shares import machine_share
 from playground.ui.live import LaneView
 from playground.ui.monitoring import APP_LABEL
 
 HEIGHT = 420
 PALETTE = qualitative.Plotly
-CORES = os.cpu_count() or 1
 # What showing the page costs, in fixed colors of their own (dotted: not a backend).
 PAGE_COST_COLORS = {APP_LABEL: "#9ca3af", BROWSER_LABEL: "#a16207"}
 GRID = "#EBF0F8"
@@ -63,7 +63,7 @@ def tokens_figure(lanes: Sequence[LaneView]) -> PlotData:
     colors = lane_colors(lanes)
     traces = []
     for lane in lanes:
-        series = lane.rate_series()
+        series = lane.rates.series()
         traces.append(_scatter([round(t, 3) for t, _ in series], [round(rate, 2) for _, rate in series],
                                lane.name, {"color": colors[lane.key]},
                                mode="lines+markers" if len(series) < 3 else "lines"))
@@ -89,7 +89,8 @@ def utilization_figure(samples: Sequence[Sample], t0: float,
         points = [(t, s.processes[label]) for t, s in zip(times, samples, strict=True)
                   if label in s.processes]
         xs = [t for t, _ in points]
-        cpu = [None if p.cpu_percent is None else round(p.cpu_percent / CORES, 1) for _, p in points]
+        shares = [machine_share(p.cpu_percent) for _, p in points]
+        cpu = [None if share is None else round(share, 1) for share in shares]
         traces.append(_scatter(xs, cpu, label, line, legendgroup=label, **cpu_axes))
         traces.append(_scatter(xs, [round(p.rss_mb, 1) for _, p in points], f"{label} memory", line,
                                legendgroup=label, showlegend=False, **mem_axes))
@@ -122,3 +123,36 @@ def _keys(samples: Sequence[Sample], attribute: str) -> list[str]:
         for key in getattr(sample, attribute):
             seen.setdefault(key, None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class ChartInput:
+    """What every chart may draw from: the lanes, the monitor's samples since ``t0``, its note."""
+
+    lanes: Sequence[LaneView] = ()
+    samples: Sequence[Sample] = ()
+    t0: float = 0.0
+    monitor_note: str = ""
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart on the page. ``CHARTS`` below is the only list: the page makes a plot (and a note
+    under it when ``note`` is set) per entry, and the frames send them on the charts' cadence.
+    ``locked``: the figure reads streaming lane data, so it is built under the run's lock."""
+
+    key: str
+    label: str
+    elem_id: str
+    figure: Callable[[ChartInput], PlotData]
+    note: Callable[[ChartInput], str] | None = None
+    note_elem_id: str = ""
+    locked: bool = False
+
+
+CHARTS: list[ChartSpec] = [
+    ChartSpec("tokens", "Tokens/s", "tokens-chart", lambda data: tokens_figure(data.lanes), locked=True),
+    ChartSpec("utilization", "Utilization", "util-chart",
+              lambda data: utilization_figure(data.samples, data.t0, data.lanes),
+              note=lambda data: data.monitor_note, note_elem_id="util-note"),
+]

@@ -1,65 +1,66 @@
-"""What the page (or the /compare API) asks for, turned into a validated engine request."""
+"""The page's run inputs, derived from ``RunParameters``: one widget per field (bounds, default,
+label and info come from the field), and the page's values back into validated parameters.
+
+The page keeps its inputs as one mapping, field name -> component (``Form``), so nothing is
+coupled by position; the layout only decides where each widget goes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from playground.engine.comparison import ComparisonRequest
+import gradio as gr
+
+from playground.engine import parameters
+from playground.engine.parameters import RunParameters
 from playground.engine.records import BackendSpec
 from playground.engine.reference import AUTO
-from playground.settings import GenerationSettings, SettingsError
-from playground.ui.options import AppOptions
 
-MODE_CHOICES = [("one after another (fair)", "sequential"), ("all at once (race)", "parallel")]
-DECODING_CHOICES = [("greedy", "greedy"), ("sampling", "sampling")]
 AUTO_LABEL = "auto (highest precision)"
+Form = dict[str, gr.components.Component]  # field name -> its widget
 
 
-@dataclass
-class RunForm:
-    """The page's inputs, as plain values (gradio hands sliders over as floats)."""
+def widget(name: str, **overrides: Any) -> gr.components.Component:
+    """The gradio component of one run parameter; ``overrides`` are layout details (lines,
+    placeholder) or what only the page knows (the model and reference choices)."""
+    field, meta = parameters.fields()[name], parameters.meta(name)
+    low, high = parameters.bounds(name)
+    common = {"label": meta["label"], "elem_id": meta.get("elem_id")}
+    if meta.get("info"):
+        common["info"] = meta["info"]
+    common.update(overrides)
+    value = common.pop("value", field.default)
+    kind = meta.get("widget")
+    if kind == "slider":
+        return gr.Slider(low, high, value=value, step=meta.get("step"), **common)
+    if kind == "number":
+        return gr.Number(value, precision=0 if field.annotation is int else None, minimum=low, maximum=high,
+                         **common)
+    if kind == "checkbox":
+        return gr.Checkbox(value, **common)
+    if kind == "radio":
+        return gr.Radio(meta["choices"], value=value, **common)
+    if kind == "dropdown":
+        return gr.Dropdown(value=value, **common)
+    if kind == "textbox":
+        return gr.Textbox(value, **common)
+    raise ValueError(f"run parameter {name!r} has no page widget ({kind!r})")
 
-    prompt: str = ""
-    system_prompt: str = ""
-    model: str = "demo"
-    max_new_tokens: int = 128
-    decoding: str = "greedy"
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0
-    stop_at_eos: bool = True
-    mode: str = "sequential"
-    warmup: int = 0
-    runs: int = 1
-    reference: str = AUTO  # the lane answers are compared with ("auto": the highest precision)
 
-    def settings(self) -> GenerationSettings:
-        return GenerationSettings(
-            max_new_tokens=_whole(self.max_new_tokens, "max new tokens"),
-            do_sample=self.decoding == "sampling",
-            temperature=float(self.temperature),
-            top_p=float(self.top_p),
-            seed=_whole(self.seed, "seed"),
-            stop_at_eos=bool(self.stop_at_eos),
-        )
-
-    def request(self, specs: list[BackendSpec], options: AppOptions) -> ComparisonRequest:
-        """Build the engine request; the engine validates the rest when the Comparison is made."""
-        model = (self.model or options.model).strip()
-        allow_local = options.model_access(model)  # raises ModelNotFoundError when refused
-        prompt = self.prompt or ""
-        return ComparisonRequest(
-            prompts=[prompt] if prompt.strip() else [],
-            specs=specs,
-            model=model,
-            system_prompt=(self.system_prompt or "").strip() or None,
-            settings=self.settings(),
-            mode=self.mode,
-            warmup=_whole(self.warmup, "warm-up runs"),
-            runs=_whole(self.runs, "measured runs"),
-            allow_local_paths=allow_local,
-            reference=(self.reference or AUTO).strip(),
-        )
+def from_widgets(values: dict[str, Any], **more: Any) -> RunParameters:
+    """The page's values (``values``: field name -> widget value) as validated parameters.
+    Widgets hand numbers over as floats (a slider's 128.0) and a cleared box as None: a whole
+    float of an integer field is that integer and a cleared text is ""; anything else is left
+    for the strict model to refuse (1.5 tokens, NaN)."""
+    decoded: dict[str, Any] = {}
+    for name, value in {**values, **more}.items():
+        annotation = parameters.fields()[name].annotation
+        if annotation is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif annotation is str and value is None:
+            value = ""
+        decoded[name] = value
+    return parameters.RunParameters.parse(decoded)  # looked up now: a test may declare more fields
 
 
 def reference_choices(specs: list[BackendSpec], labels: dict[str, str]) -> list[tuple[str, str]]:
@@ -71,13 +72,3 @@ def reference_choices(specs: list[BackendSpec], labels: dict[str, str]) -> list[
         shown = f"{labels.get(spec.backend, spec.backend)} {detail}".strip()
         choices.append((shown, ":".join([spec.backend, spec.device, spec.precision]).rstrip(":")))
     return choices
-
-
-def _whole(value: object, name: str) -> int:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
-    if number != int(number):
-        raise SettingsError(f"{name} must be a whole number, got {value!r}")
-    return int(number)

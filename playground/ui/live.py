@@ -23,11 +23,11 @@ from playground.engine.events import (
     StateEvent,
     TokensEvent,
 )
+from playground.engine.live_rates import LiveRates
 from playground.engine.pool import WorkerPool
 from playground.engine.protocol import LaneState
 from playground.engine.records import BackendSpec, RunRecord
-
-RATE_WINDOW_S = 1.0  # tokens/s over the last second of engine time: smooth but still live
+from playground.models.resolve import ModelSource
 
 WorkerCallback = Callable[[str, int, bool], None]
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ class LaneView:
     text: str = ""
     tokens: int = 0
     elapsed_s: float = 0.0
-    first_tokens_s: float | None = None  # engine time of the first token batch in this run
-    run: int = -1
-    points: list[tuple[float, int]] = field(default_factory=list)  # (elapsed_s, tokens), this run
+    rates: LiveRates = field(default_factory=LiveRates)  # this run's batches: live tok/s, provisional TTFT
     record: RunRecord | None = None
     error: str = ""
     version: int = 0
@@ -64,14 +62,11 @@ class LaneView:
 
     def apply(self, event: LaneEvent) -> None:
         if isinstance(event, TokensEvent):
-            if event.run != self.run or event.tokens < self.tokens:
-                self.run, self.text, self.points, self.first_tokens_s = event.run, "", [], None
+            if self.rates.add(event.run, event.elapsed_s, event.tokens):
+                self.text = ""
             self.text += event.text
             self.tokens = event.tokens
             self.elapsed_s = event.elapsed_s
-            if self.first_tokens_s is None and event.tokens > 0:
-                self.first_tokens_s = event.elapsed_s
-            self.points.append((event.elapsed_s, event.tokens))
             self.streaming = True
         elif isinstance(event, (StateEvent, ErrorEvent)):
             if event.state is LaneState.GENERATING:
@@ -98,22 +93,6 @@ class LaneView:
         detail = " ".join(filter(None, [self.device, self.precision]))
         return f"{self.label} {detail}".strip()
 
-    def rate_series(self) -> list[tuple[float, float]]:
-        """(elapsed_s, tokens/s over the preceding window) for every token batch after the first."""
-        series = []
-        start = 0
-        for index, (t, count) in enumerate(self.points):
-            while start < index and t - self.points[start][0] > RATE_WINDOW_S:
-                start += 1
-            t0, c0 = self.points[start]
-            if index > start and t > t0:
-                series.append((t, (count - c0) / (t - t0)))
-        return series
-
-    def live_rate(self) -> float | None:
-        series = self.rate_series()
-        return series[-1][1] if series else None
-
     @property
     def finished(self) -> bool:
         return self.state.terminal
@@ -132,9 +111,11 @@ class LiveRun:
         request: ComparisonRequest,
         on_worker: WorkerCallback | None = None,
         pool: WorkerPool | None = None,
+        model: ModelSource | None = None,
     ) -> None:
         self._watch = on_worker
-        self.comparison = Comparison(request, on_worker=self._on_worker if on_worker else None, pool=pool)
+        self.comparison = Comparison(request, on_worker=self._on_worker if on_worker else None, pool=pool,
+                                     model=model)
         self.lanes: dict[str, LaneView] = {spec.key: LaneView.for_spec(spec) for spec in request.specs}
         self.started = time.time()
         self.lock = threading.Lock()  # held while a lane changes or is rendered
@@ -237,38 +218,3 @@ class LiveRun:
     def records(self) -> list[RunRecord]:
         return self.comparison.records
 
-
-class Sessions:
-    """The live run of each browser session, so Stop and the chart timer can find it."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, LiveRun] = {}
-        self._cancelled: set[str] = set()  # Stop pressed before the run got the machine
-        self._lock = threading.Lock()
-
-    def put(self, session: str, run: LiveRun) -> None:
-        with self._lock:
-            self._runs[session] = run
-
-    def get(self, session: str) -> LiveRun | None:
-        with self._lock:
-            return self._runs.get(session)
-
-    def drop(self, session: str) -> None:
-        with self._lock:
-            self._runs.pop(session, None)
-            self._cancelled.discard(session)
-
-    def cancel(self, session: str) -> None:
-        with self._lock:
-            self._cancelled.add(session)
-
-    def uncancel(self, session: str) -> None:
-        with self._lock:
-            self._cancelled.discard(session)
-
-    def take_cancel(self, session: str) -> bool:
-        with self._lock:
-            cancelled = session in self._cancelled
-            self._cancelled.discard(session)
-            return cancelled

@@ -1,12 +1,11 @@
-"""Launch options and the trust policy derived from them (who may pick which model)."""
+"""Launch options; the trust policy derived from them lives in ``engine.policy``."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
 
-from playground.models.catalog import CATALOG
-from playground.models.resolve import HUB_ID, ModelNotFoundError, needs_download
+from playground.engine.policy import Policy
 from playground.paths import DEMO_MODEL_ID
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -39,15 +38,12 @@ class AppOptions:
         """Strangers can reach the page: shared link or a non-loopback address."""
         return self.share or not is_loopback(self.host)
 
+    @property
+    def policy(self) -> Policy:
+        """What this app's page and API may do (``engine.policy``)."""
+        return Policy(untrusted=self.untrusted, allow_downloads=self.allow_downloads,
+                      launch_models=self.launch_models)
+
     def model_access(self, spec: str) -> bool:
-        """Check ``spec`` against the policy; returns ``allow_local_paths`` for resolve_model."""
-        spec = (spec or DEMO_MODEL_ID).strip()
-        if not self.untrusted or spec in ("", *CATALOG, *self.launch_models):
-            return True  # named models are no paths: any page may pick them
-        if HUB_ID.match(spec) and not self.allow_downloads and needs_download(spec):
-            raise ModelNotFoundError(
-                f"{spec!r} is not on this machine, and downloading models from a shared page is "
-                "turned off: whoever started the app can allow it with `--allow-downloads`, or "
-                "start it with `--model` instead."
-            )
-        return False
+        """``Policy.model_access`` of this app: ``allow_local_paths`` for resolve_model."""
+        return self.policy.model_access(spec)

@@ -1,4 +1,4 @@
-"""The page: layout and event wiring. Handlers live in ``controller.py``."""
+"""The page's layout: components only. ``wiring.py`` connects them to the handlers."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from playground.engine import parameters
+from playground.engine.policy import MAX_LANES
 from playground.models.catalog import SMOLLM2, model_ids
-from playground.models.chat import DEFAULT_SYSTEM_PROMPT
-from playground.settings import MAX_NEW_TOKENS_LIMIT
+from playground.ui import charts as chart_specs
 from playground.ui.backend_picker import BackendRow
-from playground.ui.charts import tokens_figure, utilization_figure
-from playground.ui.form import AUTO, DECODING_CHOICES, MODE_CHOICES, reference_choices
+from playground.ui.charts import ChartInput, ChartSpec
+from playground.ui.form import Form, reference_choices, widget
 from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
-MAX_PANELS = 6
+MAX_PANELS = MAX_LANES  # one panel per lane the policy allows
 
 # For a real chat model (SmolLM2 and up): short questions with checkable answers.
 CHAT_EXAMPLES = [
@@ -68,44 +69,36 @@ class PickerRow:
 
 
 @dataclass
-class Form:
-    """The run's inputs, in the order ``RunForm`` takes them."""
+class ChartSlot:
+    """One declared chart (``charts.CHARTS``) on the page: its plot and the note under it."""
 
-    prompt: gr.Textbox
-    system_prompt: gr.Textbox
-    model: gr.Dropdown
-    max_new_tokens: gr.Slider
-    decoding: gr.Radio
-    temperature: gr.Slider
-    top_p: gr.Slider
-    seed: gr.Number
-    stop_at_eos: gr.Checkbox
-    mode: gr.Radio
-    warmup: gr.Number
-    runs: gr.Number
-    reference: gr.Dropdown
+    spec: ChartSpec
+    plot: gr.Plot
+    note: gr.Markdown | None = None
 
     def components(self) -> list[gr.components.Component]:
-        return list(vars(self).values())
+        return [self.plot] if self.note is None else [self.plot, self.note]
 
 
 @dataclass
 class Page:
     blocks: gr.Blocks
-    form: Form
+    form: Form  # run parameter name -> its widget (``ui/form.py``)
     picker: list[PickerRow]
     slots: list[Slot]
+    charts: list[ChartSlot]
     status: gr.Markdown
     run: gr.Button
     stop: gr.Button
     clear: gr.Button
-    tokens_plot: gr.Plot
-    util_plot: gr.Plot
-    util_note: gr.Markdown
     table: gr.Dataframe
     records: gr.State
     csv: gr.DownloadButton
     json: gr.DownloadButton
+
+    def form_components(self) -> list[gr.components.Component]:
+        """The run parameters' widgets, in ``form`` order (the handler zips them back by name)."""
+        return list(self.form.values())
 
     def picker_components(self) -> list[gr.components.Component]:
         return [c for p in self.picker for c in (p.selected, p.device, p.precision)]
@@ -113,9 +106,13 @@ class Page:
     def slot_components(self) -> list[gr.components.Component]:
         return [c for s in self.slots for c in (s.column, s.header, s.text, s.metrics)]
 
+    def chart_components(self) -> list[gr.components.Component]:
+        return [c for chart in self.charts for c in chart.components()]
+
 
 def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> Page:
-    """Components only; ``controller.wire`` attaches the handlers."""
+    """Components only; ``wiring.wire`` attaches the handlers."""
+    form: Form = {}
     with gr.Blocks(title="AI PC LLM playground") as blocks:
         gr.Markdown(
             "# AI PC LLM playground\n"
@@ -124,68 +121,50 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=360):
-                prompt = gr.Textbox(label="Prompt", lines=4, max_lines=12, elem_id="prompt",
-                                    placeholder="Ask something, or pick an example below")
-                gr.Examples(CHAT_EXAMPLES, inputs=[prompt], label="Example prompts (chat model: smollm2)")
-                gr.Examples(DEMO_EXAMPLES, inputs=[prompt], label="Example prompts (demo model: Python docs)")
-                system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt (optional)",
-                                           lines=1, max_lines=4, elem_id="system-prompt")
+                form["prompt"] = widget("prompt", lines=4, max_lines=12,
+                                        placeholder="Ask something, or pick an example below")
+                gr.Examples(CHAT_EXAMPLES, inputs=[form["prompt"]],
+                            label="Example prompts (chat model: smollm2)")
+                gr.Examples(DEMO_EXAMPLES, inputs=[form["prompt"]],
+                            label="Example prompts (demo model: Python docs)")
+                form["system_prompt"] = widget("system_prompt", lines=1, max_lines=4)
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="run-button")
                     stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-button")
                 status = gr.Markdown("Ready.", elem_id="run-status")
             with gr.Column(scale=2, min_width=360):
-                model_note = ("smollm2, demo, a Hugging Face hub id, or a local model folder"
-                              if not options.untrusted else
-                              "smollm2, demo or a hub id" + (" (downloads allowed)" if options.allow_downloads
-                                                             else " already on this machine"))
+                model_note = options.policy.model_hint()
                 if not SMOLLM2.is_ready():
                     model_note += f"; smollm2 is not set up here: {SMOLLM2.setup_hint}"
-                model = gr.Dropdown(
-                    choices=list(dict.fromkeys([options.model, *model_ids(), *options.launch_models])),
-                    value=options.model, allow_custom_value=True, label="Model", info=model_note,
-                    elem_id="model",
-                )
-                mode = gr.Radio(MODE_CHOICES, value="sequential", label="Mode", elem_id="mode")
+                models = list(dict.fromkeys([options.model, *model_ids(), *options.launch_models]))
+                form["model"] = widget("model", choices=models, value=options.model, allow_custom_value=True,
+                                       info=model_note)
+                form["mode"] = widget("mode")
                 selected = [row.spec(row.device, row.precision) for row in rows if row.selected]
-                reference = gr.Dropdown(
-                    reference_choices(selected, {row.name: row.label for row in rows}), value=AUTO,
-                    label="Compare answers against", elem_id="reference",
-                    info="every answer's token agreement and text similarity with this lane's",
-                )
-                max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS_LIMIT, value=128, step=1,
-                                           label="Max new tokens", elem_id="max-new-tokens")
+                form["reference"] = widget(
+                    "reference", choices=reference_choices(selected, {row.name: row.label for row in rows}))
+                form["max_new_tokens"] = widget("max_new_tokens")
                 with gr.Row():
-                    decoding = gr.Radio(DECODING_CHOICES, value="greedy", label="Decoding",
-                                        elem_id="decoding")
-                    stop_at_eos = gr.Checkbox(True, label="Stop at end of sequence",
-                                              info="off: always generate max new tokens",
-                                              elem_id="stop-at-eos")
+                    form["decoding"] = widget("decoding")
+                    form["stop_at_eos"] = widget("stop_at_eos")
                 with gr.Accordion("More settings", open=False, elem_id="more-settings"):
                     with gr.Row():
-                        temperature = gr.Slider(0.01, 2.0, value=0.7, step=0.01, label="Temperature",
-                                                info="sampling only")
-                        top_p = gr.Slider(0.01, 1.0, value=0.9, step=0.01, label="Top-p",
-                                          info="sampling only")
+                        form["temperature"] = widget("temperature")
+                        form["top_p"] = widget("top_p")
                     with gr.Row():
-                        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-                        warmup = gr.Number(0, precision=0, label="Warm-up runs", minimum=0, maximum=10,
-                                           elem_id="warmup",
-                                           info="not recorded; 1 steadies the numbers")
-                        runs = gr.Number(1, precision=0, label="Measured runs", minimum=1, maximum=100,
-                                         elem_id="runs")
+                        form["seed"] = widget("seed")
+                        form["warmup"] = widget("warmup")
+                        form["runs"] = widget("runs")
+                    for name in parameters.names("page"):  # one without a place of its own lands here
+                        if name not in form:
+                            form[name] = widget(name)
         gr.Markdown("### Backends\nEach on its own device and precision; what cannot run here says why.")
         with gr.Row(equal_height=True, elem_id="backend-picker"):
             picker = [_picker_card(row) for row in rows]
         with gr.Row(equal_height=False, elem_id="panels"):
             slots = [_slot(index) for index in range(MAX_PANELS)]
         with gr.Row(equal_height=False):
-            tokens_plot = gr.Plot(tokens_figure([]), label="Tokens/s", elem_id="tokens-chart",
-                                  min_width=360)
-            with gr.Column(min_width=360):
-                util_plot = gr.Plot(utilization_figure([], 0.0), label="Utilization",
-                                    elem_id="util-chart")
-                util_note = gr.Markdown("", elem_id="util-note")
+            charts = [_chart(spec) for spec in chart_specs.CHARTS]
         gr.Markdown("### Results (this session)")
         table = gr.Dataframe(headers=HEADERS, value=None, interactive=False, wrap=True,
                              elem_id="results-table", column_count=len(HEADERS))
@@ -194,10 +173,15 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
-    form = Form(prompt, system_prompt, model, max_new_tokens, decoding, temperature, top_p, seed,
-                stop_at_eos, mode, warmup, runs, reference)
-    return Page(blocks, form, picker, slots, status, run, stop, clear, tokens_plot, util_plot,
-                util_note, table, records, csv, json)
+    return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
+                stop=stop, clear=clear, table=table, records=records, csv=csv, json=json)
+
+
+def _chart(spec: ChartSpec) -> ChartSlot:
+    with gr.Column(min_width=360):
+        plot = gr.Plot(spec.figure(ChartInput()), label=spec.label, elem_id=spec.elem_id)
+        note = gr.Markdown("", elem_id=spec.note_elem_id or None) if spec.note is not None else None
+    return ChartSlot(spec, plot, note)
 
 
 def _picker_card(row: BackendRow) -> PickerRow:

@@ -74,8 +74,8 @@ def metrics_markdown(lane: LaneView) -> str:
                          "understate the runtime")
     elif lane.tokens:
         lines.append(" · ".join(filter(None, [
-            _num("TTFT ≈", lane.first_tokens_s, "s", 2),
-            _num("", lane.live_rate(), "tok/s", 1),
+            _num("TTFT ≈", lane.rates.first_tokens_s, "s", 2),
+            _num("", lane.rates.rate(), "tok/s", 1),
             f"{lane.tokens} tokens in {lane.elapsed_s:.1f} s",
         ])))
     return "\n\n".join(lines)

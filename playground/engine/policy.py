@@ -1,0 +1,69 @@
+"""What a caller may ask of this machine: model folders, hub downloads, how many lanes at once.
+
+The page, the ``/compare`` API and the CLI all go through ``Policy.admit`` before a comparison is
+made; the UI only shows the messages. A shared or network page is untrusted: no local folders
+(except the launch model), no hub downloads unless ``--allow-downloads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from playground.engine.parameters import SettingsError
+from playground.engine.records import BackendSpec
+from playground.models.catalog import CATALOG
+from playground.models.resolve import HUB_ID, ModelNotFoundError, ModelSource, needs_download, resolve_model
+from playground.paths import DEMO_MODEL_ID
+
+MAX_LANES = 6  # backends side by side in one comparison (the page has this many panels)
+
+PolicyError = (SettingsError, ModelNotFoundError)  # refusals whose message the user reads
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``untrusted``: strangers can reach the caller (shared link, network address)."""
+
+    untrusted: bool = False
+    allow_downloads: bool = True
+    launch_models: tuple[str, ...] = ()  # always allowed, even local folders
+    max_lanes: int | None = MAX_LANES  # None: no limit (the headless CLI has no panels to fill)
+
+    @classmethod
+    def local(cls) -> Policy:
+        """Whoever runs the CLI owns the machine: any folder, any download, any number of lanes."""
+        return cls(untrusted=False, allow_downloads=True, max_lanes=None)
+
+    def model_access(self, spec: str) -> bool:
+        """Check ``spec``; returns ``allow_local_paths`` for ``resolve_model``, raises
+        ModelNotFoundError when an untrusted caller asks for a download that is off."""
+        spec = (spec or DEMO_MODEL_ID).strip()
+        if not self.untrusted or spec in ("", *CATALOG, *self.launch_models):
+            return True  # named models are no paths: any page may pick them
+        if HUB_ID.match(spec) and not self.allow_downloads and needs_download(spec):
+            raise ModelNotFoundError(
+                f"{spec!r} is not on this machine, and downloading models from a shared page is "
+                "turned off: whoever started the app can allow it with `--allow-downloads`, or "
+                "start it with `--model` instead."
+            )
+        return False
+
+    def check_lanes(self, specs: Sequence[BackendSpec]) -> None:
+        if self.max_lanes is not None and len(specs) > self.max_lanes:
+            raise SettingsError(f"Pick at most {self.max_lanes} backends at once.")
+
+    def model_hint(self) -> str:
+        """What the model field accepts here, for the page to show."""
+        if not self.untrusted:
+            return "smollm2, demo, a Hugging Face hub id, or a local model folder"
+        return "smollm2, demo or a hub id" + (" (downloads allowed)" if self.allow_downloads
+                                              else " already on this machine")
+
+    def admit(self, model: str, specs: Sequence[BackendSpec]) -> tuple[ModelSource, bool]:
+        """The explicit step before ``Comparison(request, model=...)``: check the lanes and the
+        model against this policy, then resolve the model (which may download it from the hub:
+        ask ``needs_download`` first to tell the user). Returns (model, allow_local_paths)."""
+        self.check_lanes(specs)
+        allow_local = self.model_access(model)
+        return resolve_model(model, allow_local), allow_local

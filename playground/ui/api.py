@@ -1,0 +1,82 @@
+"""The HTTP API (``/compare``, ``/backends``) for ``gradio_client``: the page's engine path.
+
+``/compare``'s signature is derived from ``RunParameters`` (names, types, defaults), so the API
+cannot drift from the page and the CLI; its values are validated by the same strict model.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from playground.engine import parameters
+from playground.engine.records import parse_backend_specs
+from playground.ui.controller import USER_ERRORS, Controller
+
+
+def compare_signature() -> inspect.Signature:
+    """``compare(prompt, backends="", model="", max_new_tokens=128, ...) -> dict``, from the model."""
+    params = []
+    for name in parameters.names("api"):
+        field = parameters.fields()[name]
+        required = parameters.meta(name).get("api_required", False)
+        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=inspect.Parameter.empty if required else field.default,
+                                        annotation=field.annotation))
+    return inspect.Signature(params, return_annotation=dict)
+
+
+def _doc() -> str:
+    lines = ["Run one comparison to the end; returns {ok, error, records} (one RunRecord per backend and "
+             "run, with its answer agreement against the ``reference`` lane).", "", "Parameters:"]
+    for name in parameters.names("api"):
+        low, high = parameters.bounds(name)
+        limits = f" [{low}-{high}]" if low is not None or high is not None else ""
+        lines.append(f"    {name}: {parameters.fields()[name].description}{limits}")
+    return "\n".join(lines)
+
+
+def compare_api(controller: Controller) -> Callable[..., dict]:
+    signature = compare_signature()
+
+    def compare(*args: Any, **kwargs: Any) -> dict:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:  # an unknown or missing parameter
+            return {"ok": False, "error": str(exc), "records": []}
+        bound.apply_defaults()
+        try:
+            params = parameters.RunParameters.parse(dict(bound.arguments))
+            specs = (parse_backend_specs(params.backends) if params.backends.strip()
+                     else controller.default_specs())
+            run = controller.start(params, specs)
+        except (*USER_ERRORS, ValueError) as exc:
+            return {"ok": False, "error": str(exc), "records": []}
+        controller.monitor.run_started()
+        try:
+            records = run.run_to_end()
+        finally:
+            controller.monitor.run_ended()
+        return {"ok": all(r.ok for r in records) and bool(records), "error": "",
+                "records": [r.to_dict() for r in records]}
+
+    compare.__signature__ = signature  # type: ignore[attr-defined]
+    compare.__annotations__ = {**{p.name: p.annotation for p in signature.parameters.values()},
+                               "return": dict}
+    compare.__doc__ = _doc()
+    return compare
+
+
+def backends_api(controller: Controller) -> Callable[[], list]:
+    rows = controller.rows
+
+    def backends() -> list:
+        """What the start-up probe found: every backend, whether it can run here, its devices
+        (value, label) and precisions, the page's default choice, and why not when it cannot."""
+        return [{"name": r.name, "label": r.label, "usable": r.usable, "note": r.note,
+                 "devices": [value for _, value in r.device_choices],
+                 "available_devices": r.available_devices, "precisions": r.precisions, "device": r.device,
+                 "precision": r.precision, "selected": r.selected} for r in rows]
+
+    return backends

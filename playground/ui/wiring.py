@@ -1,0 +1,37 @@
+"""Connect the page's events to the controller's handlers, and mount the HTTP API."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.ui.api import backends_api, compare_api
+from playground.ui.controller import Controller
+from playground.ui.page import Page
+
+
+def wire(controller: Controller, page: Page) -> None:
+    """Call inside ``page.blocks``: every listener and the two API endpoints."""
+    controller.attach(page)
+    assert controller.frames is not None
+    inputs = [*page.form_components(), page.records, *page.picker_components()]
+    started = page.run.click(
+        controller.begin, outputs=[page.run, page.stop, page.status],
+        queue=False, api_visibility="private",
+    )
+    started.then(
+        controller.run_stream, inputs=inputs, outputs=controller.frames.outputs(), concurrency_limit=1,
+        concurrency_id="engine", show_progress="hidden", api_visibility="private",
+    ).then(
+        controller.finish, outputs=[page.run, page.stop, *page.chart_components()],
+        api_visibility="private", show_progress="hidden", concurrency_limit=None,
+    )
+    page.stop.click(controller.stop, outputs=[page.status], queue=False, api_visibility="private")
+    page.clear.click(controller.clear, outputs=[page.records, page.table, page.csv, page.json],
+                     queue=False, api_visibility="private")
+    reference = page.form["reference"]
+    for component in page.picker_components():  # the reference choices follow the selection
+        component.change(controller.reference_options, inputs=[*page.picker_components(), reference],
+                         outputs=[reference], queue=False, api_visibility="private", show_progress="hidden")
+    page.blocks.unload(controller.close_session)
+    gr.api(compare_api(controller), api_name="compare", concurrency_limit=1, concurrency_id="engine")
+    gr.api(backends_api(controller), api_name="backends", concurrency_limit=None)
