@@ -56,6 +56,8 @@ def compare_api(controller: Controller) -> Callable[..., dict]:
         controller.monitor.run_started()
         try:
             records = run.run_to_end()
+        except USER_ERRORS as exc:  # e.g. MachineBusy: another comparison still holds the machine
+            return {"ok": False, "error": str(exc), "records": []}
         finally:
             controller.monitor.run_ended()
         return {"ok": all(r.ok for r in records) and bool(records), "error": "",

@@ -105,6 +105,8 @@ class Controller:
                 first = False
                 if frame:
                     yield frame
+        except USER_ERRORS as exc:  # e.g. another comparison still holds the machine
+            failure = f"**Cannot run:** {exc}"
         except Exception as exc:  # an engine bug: say so, keep the page usable
             failure = f"**The comparison failed:** {type(exc).__name__}: {exc}"
         rows = previous + record_dicts(run.records, started_at)
@@ -150,5 +152,5 @@ class Controller:
         """The tab closed: stop its comparison so the machine is free for others."""
         run = self.sessions.get(request.session_hash)
         if run is not None and not run.finished:
-            run.stop()
+            run.comparison.cancel(wait=False)
         self.sessions.drop(request.session_hash)

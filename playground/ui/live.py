@@ -179,8 +179,9 @@ class LiveRun:
                 if finished:
                     break
         finally:
-            if not self.finished:  # the page went away mid-run: free the machine
-                self.stop()
+            if not self.finished:  # the page went away mid-run: free the machine (gradio closes this
+                # generator from its event loop, so the workers are freed without blocking it)
+                self.comparison.cancel(wait=False)
         if self.failure is not None:
             raise self.failure
 

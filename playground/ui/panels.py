@@ -72,6 +72,8 @@ def metrics_markdown(lane: LaneView) -> str:
             lines.append(f"**Busy machine:** other processes used {record.other_cpu_percent:.0f} % of the "
                          "CPU during this run, more than the thread budget leaves free; these figures "
                          "understate the runtime")
+        if record.stalled:
+            lines.append(f"**Stalled:** {_escape(record.stall_note)}")
     elif lane.tokens:
         lines.append(" · ".join(filter(None, [
             _num("TTFT ≈", lane.rates.first_tokens_s, "s", 2),
