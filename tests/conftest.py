@@ -197,3 +197,14 @@ def scripted_app(echo_plugin: Path, launch_app: Callable[[list[str], str], AppSe
         patch.setenv(ONLY_ENV, "scripted,echo")
         patch.setenv("PYTHONPATH", with_python_path(echo_plugin))
         return launch_app(["--model", "demo", "--backends", "scripted,echo"], "app-scripted.log")
+
+
+@pytest.fixture
+def scripted_backend(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Offer the scripted backend here and in the workers (they inherit the environment), with a
+    cache of the tests' own unless one is given."""
+    from playground.backends.scripted_backend import ENABLE_ENV
+
+    monkeypatch.setenv(ENABLE_ENV, "1")
+    if "PLAYGROUND_CACHE" not in os.environ:
+        monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path_factory.mktemp("scripted-cache")))

@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 from playground.backends import get_backend_class
-from playground.backends.scripted_backend import ENABLE_ENV
 from playground.engine import comparison as comparison_module
 from playground.engine.comparison import Comparison, ComparisonRequest, MachineBusy
 from playground.engine.launcher import LOG_PREFIX, WorkerProcess, prune_worker_logs, safe_name
@@ -31,11 +30,7 @@ from playground.settings import GenerationSettings
 FREED_WITHIN_S = 2.0  # issue 11: cancel, disconnect, Stop and page close free the workers this fast
 
 
-@pytest.fixture(autouse=True)
-def scripted_backend(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv(ENABLE_ENV, "1")
-    if "PLAYGROUND_CACHE" not in os.environ:
-        monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path_factory.mktemp("lifecycle-cache")))
+pytestmark = pytest.mark.usefixtures("scripted_backend")  # tests/conftest.py
 
 
 def request(prompt: str, *specs: str, **kwargs) -> ComparisonRequest:

@@ -6,8 +6,6 @@ The real runtimes' versions of these tests are in ``test_engine.py`` (marked slo
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from playground.backends import ONLY_ENV, backend_names
@@ -21,12 +19,7 @@ from playground.settings import GenerationSettings
 SCRIPTED = BackendSpec.parse("scripted")
 
 
-@pytest.fixture(autouse=True)
-def scripted_backend(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Offer the scripted backend here and in the workers (they inherit the environment)."""
-    monkeypatch.setenv(ENABLE_ENV, "1")
-    if "PLAYGROUND_CACHE" not in os.environ:
-        monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path_factory.mktemp("scripted-cache")))
+pytestmark = pytest.mark.usefixtures("scripted_backend")  # tests/conftest.py
 
 
 def request(prompt: str, *specs: str, **kwargs) -> ComparisonRequest:
