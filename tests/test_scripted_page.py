@@ -66,7 +66,11 @@ def test_stop_ends_a_long_run_within_seconds(page) -> None:
     final = wait_for_status(page, "Stopped", "Finished", timeout_s=30)
     assert "Stopped" in final, final
     assert time.monotonic() - pressed < 5
-    assert set(page.evaluate(PANEL_STATES)) == {"stopped"}
+    states, index = page.evaluate(PANEL_STATES), lanes(page)
+    # the 40 s scripted lane must be stopped; the echo lane takes ~50 ms, so it may have finished
+    # before the click (then "done" is the truth) or been stopped with the rest
+    assert states[index["scripted"]] == "stopped", states
+    assert states[index["echo"]] in ("done", "done: answer flagged", "stopped"), states
 
 
 def test_a_crashed_lane_shows_its_message_and_the_other_finishes(page) -> None:
