@@ -134,3 +134,17 @@ def test_plugin_backend_is_probed_in_its_worker(echo_plugin_importable: Path) ->
 
     probe = probe_backend("echo")
     assert probe.installed and probe.usable and probe.version == "playground-echo 0.1.0", probe
+
+
+def test_the_worker_imports_the_class_the_app_resolved_and_checks_it() -> None:
+    """The app sends ``module:Class``; the worker imports that alone, and refuses a target that is
+    not the backend it names (or not a backend at all)."""
+    target = backends.class_target("transformers")
+    assert target == "playground.backends.transformers_backend:TransformersBackend"
+    assert backends.resolve_class("transformers", target) is backends.get_backend_class("transformers")
+    assert backends.resolve_class("transformers") is backends.get_backend_class("transformers")
+    assert backends.class_target("no-such-backend") == ""
+    with pytest.raises(KeyError, match="is not the backend"):
+        backends.resolve_class("openvino-genai", target)
+    with pytest.raises(KeyError, match="is not the backend"):
+        backends.resolve_class("transformers", "playground.settings:GenerationSettings")

@@ -7,6 +7,7 @@ lazily, so loading the registry is cheap and safe in the app process.
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import cache
 
@@ -70,3 +71,24 @@ def get_backend_class(name: str) -> type[Backend]:
         shown = repr(name) if len(name) <= 80 else f"{name[:80]!r}… ({len(name):,} characters)"
         raise KeyError(f"Unknown backend {shown}; known: {', '.join(classes)}")
     return classes[name]
+
+
+def class_target(name: str) -> str:
+    """``module:Class`` of a registered backend: the app resolves the name once and sends this to
+    the worker, which imports that module alone (scanning every installed distribution's entry
+    points and importing every adapter cost each worker ~0.2 s before it could load). An unknown
+    name gives "": the worker's own lookup then says so."""
+    cls = backend_classes().get(name)
+    return f"{cls.__module__}:{cls.__qualname__}" if cls is not None else ""
+
+
+def resolve_class(name: str, target: str = "") -> type[Backend]:
+    """The class the app resolved (``target``), checked to be the backend it names; without a
+    target, the registry lookup."""
+    if not target:
+        return get_backend_class(name)
+    module_name, _, attribute = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attribute)
+    if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name == name):
+        raise KeyError(f"{target!r} is not the backend {name!r}")
+    return cls

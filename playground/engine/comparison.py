@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
-from playground.backends import backend_names
+from playground.backends import backend_names, class_target
 from playground.engine import parameters
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
 from playground.engine.contention import busy_threshold
@@ -422,7 +422,8 @@ class _Lane:
         try:
             self.worker.send(
                 Load(
-                    self.spec.backend, str(self.comparison.model.path), self.spec.device, self.spec.precision
+                    self.spec.backend, str(self.comparison.model.path), self.spec.device, self.spec.precision,
+                    target=class_target(self.spec.backend),
                 )
             )
         except WorkerDied as exc:

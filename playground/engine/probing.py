@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from playground.backends import backend_classes
+from playground.backends import backend_classes, class_target
 from playground.backends.base import BackendProbe
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.protocol import Failed, Probe, Probed
@@ -23,7 +23,7 @@ def probe_backend(name: str) -> BackendProbe:
     except WorkerDied as exc:
         return BackendProbe(name, cls.label, installed=False, reason=str(exc))
     try:
-        worker.send(Probe(name))
+        worker.send(Probe(name, target=class_target(name)))
         if not worker.conn.poll(PROBE_TIMEOUT_S):
             worker.kill()
             return BackendProbe(

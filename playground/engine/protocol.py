@@ -83,6 +83,7 @@ _NEXT: dict[LaneState, frozenset[LaneState]] = {
 class Probe:
     kind: ClassVar[str] = "probe"
     backend: str
+    target: str = ""  # "module:Class" the app resolved: the worker imports just that (see class_target)
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Load:
     model_dir: str
     device: str
     precision: str
+    target: str = ""  # "module:Class" the app resolved (see backends.class_target)
 
 
 @dataclass

@@ -156,16 +156,16 @@ class Worker:
         self.send(Progress(text, LaneState(stage)))
 
     def do_probe(self, command: Probe) -> None:
-        from playground.backends import get_backend_class
+        from playground.backends import resolve_class
 
-        self.send(Probed(get_backend_class(command.backend).probe()))
+        self.send(Probed(resolve_class(command.backend, command.target).probe()))
 
     def do_load(self, command: Load) -> None:
-        from playground.backends import get_backend_class
+        from playground.backends import resolve_class
         from playground.backends.base import DeviceUnavailableError, MissingPackageError
 
         started = time.perf_counter()
-        cls = get_backend_class(command.backend)
+        cls = resolve_class(command.backend, command.target)
         probe = cls.probe()
         if not probe.installed:
             raise MissingPackageError(probe.reason)
