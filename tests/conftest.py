@@ -85,6 +85,18 @@ def start_app(args: list[str], cache: Path, log_path: Path) -> AppServer:
     return server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The history and exports of every test (and of the apps and CLIs they start) go to a temp
+    folder, never into the user's own data folder."""
+    from playground.history.location import DATA_DIR_ENV
+
+    folder = tmp_path_factory.mktemp("playground-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DATA_DIR_ENV, str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def app_model() -> str:
     if TEST_MODEL == "demo" and not (REPO_ROOT / "assets" / "demo-model" / "config.json").is_file():

@@ -543,3 +543,28 @@ def test_a_real_comparison_round_trips_and_its_worker_log_is_spared(tmp_path, mo
     assert worker_logs
     retention.clean_logs(Retention(keep=0, max_age_s=0))
     assert all(path.exists() for path in worker_logs)
+
+
+def test_the_cli_keeps_its_comparison_in_the_history(scripted_backend, tmp_path, monkeypatch, capsys):
+    """The benchmark CLI saves what it measured, as the local owner, with how it was asked;
+    ``--no-history`` keeps nothing."""
+    from playground.bench.cli import main
+    from playground.history.owners import LOCAL
+    from playground.history.store import HistoryStore, default_path
+
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
+    argv = ["--model", "demo", "--backends", "scripted", "--prompt", "tokens=4", "--runs", "2",
+            "--warmup", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "kept in the history as " in out and str(default_path()) in out
+    store = HistoryStore(default_path())
+    [saved] = store.comparisons(LOCAL)
+    assert saved.source == "cli" and saved.records == 2 and saved.errors == 0
+    assert [lane.backend for lane in saved.lanes] == ["scripted"]
+    assert saved.details["prompts"] == ["tokens=4"] and saved.details["runs"] == 2
+    rows = store.rows(LOCAL)
+    assert len(rows) == 2 and all(row["new_tokens"] == 4 for row in rows)
+    assert main([*argv, "--no-history"]) == 0
+    assert "history" not in capsys.readouterr().out
+    assert len(store.comparisons(LOCAL)) == 1

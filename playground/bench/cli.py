@@ -24,6 +24,8 @@ from playground.engine.parameters import SettingsError
 from playground.engine.policy import Policy
 from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields, parse_backend_specs
+from playground.history.owners import LOCAL
+from playground.history.store import default_path, save_to_history
 from playground.models.resolve import ModelNotFoundError, needs_download
 
 DEFAULT_PROMPT = "What is the for statement?"
@@ -93,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "else available memory minus a 1 GB margin); a load that cannot fit is refused",
     )
     parser.add_argument(
+        "--history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep this comparison in the playground's history, beside the page's runs "
+        "(default: yes; PLAYGROUND_DATA_DIR moves the folder)",
+    )
+    parser.add_argument(
         "--list-devices",
         action="store_true",
         help="show what each backend can use here, and why not, then exit",
@@ -115,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     try:
         for event in comparison.events():
             report_progress(event)
@@ -138,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([record_json(r) for r in records], indent=2))
         print(f"wrote {args.json}")
+    if args.history and records:
+        saved = save_to_history(records, owner=LOCAL, started_at=started_at, source="cli", request=request)
+        print(f"kept in the history as {saved} ({default_path()})" if saved
+              else f"could not keep it in the history (see {log_path})")
     if any(r.traceback for r in records):
         print(f"tracebacks of the failures: {log_path}" + (f" and {args.json}" if args.json else ""),
               file=sys.stderr)
