@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (a lane failed, a worker crashed) on the console too; tracebacks in the file only.
     log_path = logs.configure("app", console_level=logging.WARNING)
     logging.getLogger("playground.app").info("app starting: %s", " ".join(sys.argv))
+    from playground.history.retention import start_janitor
+
+    start_janitor()  # old exports, worker logs and anonymous history are pruned now and every 15 minutes
     launch_note = ""
     if args.model is None:
         args.model, launch_note = default_model_choice()

@@ -63,9 +63,9 @@ class AppServer:
                 self.proc.wait(5)
 
 
-def start_app(args: list[str], cache: Path, log_path: Path) -> AppServer:
-    """Start ``app.py`` on a free port and wait until it serves the page."""
-    port = free_port()
+def start_app(args: list[str], cache: Path, log_path: Path, port: int | None = None) -> AppServer:
+    """Start ``app.py`` on ``port`` (default: a free one) and wait until it serves the page."""
+    port = port or free_port()
     env = {**os.environ, "PLAYGROUND_CACHE": str(cache), "GRADIO_ANALYTICS_ENABLED": "False",
            "PYTHONUNBUFFERED": "1"}
     env.pop("GRADIO_SERVER_PORT", None)

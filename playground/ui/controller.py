@@ -20,6 +20,7 @@ from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
 from playground.ui.form import AUTO, from_widgets, reference_choices
 from playground.ui.frames import FAIR_FIRST_FRAME_S, PAGE_DRAW_S, PAGE_SETTLE_S, Frames, update_interval
+from playground.ui.history_view import HistoryView
 from playground.ui.live import LiveRun
 from playground.ui.monitoring import RunMonitor
 from playground.ui.options import AppOptions
@@ -41,6 +42,7 @@ class Controller:
         self.rows = rows
         self.monitor = monitor
         self.sessions = Sessions()
+        self.history = HistoryView(trusted=not options.untrusted)
         self.page: Page | None = None
         self.frames: Frames | None = None
 
@@ -76,7 +78,8 @@ class Controller:
         names = list(page.form)  # the order of page.form_components()
         count = len(names)
         previous: list[dict] = values[count] or []
-        specs = specs_from_inputs(self.rows, list(values[count + 1:]))
+        owner_token = values[count + 1]  # the History section's browser token (history_view)
+        specs = specs_from_inputs(self.rows, list(values[count + 2:]))
         try:
             params = from_widgets(dict(zip(names, values[:count], strict=True)))
             self.options.policy.check_lanes(specs)
@@ -110,6 +113,7 @@ class Controller:
         except Exception as exc:  # an engine bug: say so, keep the page usable
             failure = f"**The comparison failed:** {type(exc).__name__}: {exc}"
         rows = previous + record_dicts(run.records, started_at)
+        self.history.save(request, owner_token, run.records, run.started, run.comparison.request)
         csv_path, json_path = export_files(rows)
         yield {
             page.status: failure or frames.summary(run),

@@ -13,6 +13,7 @@ from playground.ui import charts as chart_specs
 from playground.ui.backend_picker import BackendRow
 from playground.ui.charts import ChartInput, ChartSpec
 from playground.ui.form import Form, reference_choices, widget
+from playground.ui.history_view import HistorySection, build_section
 from playground.ui.options import AppOptions
 from playground.ui.results import HEADERS
 
@@ -95,6 +96,7 @@ class Page:
     records: gr.State
     csv: gr.DownloadButton
     json: gr.DownloadButton
+    history: HistorySection
 
     def form_components(self) -> list[gr.components.Component]:
         """The run parameters' widgets, in ``form`` order (the handler zips them back by name)."""
@@ -173,8 +175,10 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
+        history = build_section()
     return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
-                stop=stop, clear=clear, table=table, records=records, csv=csv, json=json)
+                stop=stop, clear=clear, table=table, records=records, csv=csv, json=json,
+                history=history)
 
 
 def _chart(spec: ChartSpec) -> ChartSlot:

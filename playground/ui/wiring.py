@@ -13,7 +13,7 @@ def wire(controller: Controller, page: Page) -> None:
     """Call inside ``page.blocks``: every listener and the two API endpoints."""
     controller.attach(page)
     assert controller.frames is not None
-    inputs = [*page.form_components(), page.records, *page.picker_components()]
+    inputs = [*page.form_components(), page.records, page.history.token, *page.picker_components()]
     started = page.run.click(
         controller.begin, outputs=[page.run, page.stop, page.status],
         queue=False, api_visibility="private",
@@ -32,6 +32,7 @@ def wire(controller: Controller, page: Page) -> None:
     for component in page.picker_components():  # the reference choices follow the selection
         component.change(controller.reference_options, inputs=[*page.picker_components(), reference],
                          outputs=[reference], queue=False, api_visibility="private", show_progress="hidden")
+    controller.history.wire(page.history, page.blocks)
     page.blocks.unload(controller.close_session)
     gr.api(compare_api(controller), api_name="compare", concurrency_limit=1, concurrency_id="engine")
     gr.api(backends_api(controller), api_name="backends", concurrency_limit=None)
