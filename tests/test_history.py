@@ -568,3 +568,26 @@ def test_the_cli_keeps_its_comparison_in_the_history(scripted_backend, tmp_path,
     assert main([*argv, "--no-history"]) == 0
     assert "history" not in capsys.readouterr().out
     assert len(store.comparisons(LOCAL)) == 1
+
+
+def test_the_page_keeps_nothing_it_could_not_read_back_and_survives_a_broken_store(tmp_path, monkeypatch):
+    """An anonymous page without a valid token keeps nothing; a store that fails is logged, and the
+    run handler still gets to show its results (save returns None instead of raising)."""
+    from playground.ui.history_view import HistoryView
+
+    record = RunRecord(backend="scripted", device="CPU", precision="scripted", model="demo")
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    untrusted = HistoryView(trusted=False, store=store)
+    assert untrusted.save(None, "not-a-token", [record], time.time(), None) is None
+    token = owners.new_token()
+    saved = untrusted.save(None, token, [record], time.time(), None)
+    assert saved is not None
+    assert [c.id for c in store.comparisons(untrusted.owner(None, token)[0])] == [saved]
+    # a damaged database file: saving is logged and skipped, the listing says why
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "broken"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "history.sqlite3").write_bytes(b"this is not a database" * 100)
+    view = HistoryView(trusted=True)
+    assert view.save(None, None, [record], time.time(), None) is None
+    token, rows, note = view.listing(None, None)
+    assert rows is None and "cannot be used" in note and "file is not a database" in note

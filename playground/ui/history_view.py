@@ -7,15 +7,18 @@ the store returns; saving is the run handler's last step (``save``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from playground.engine.records import RunRecord
+from playground.history.filters import HistoryError
 from playground.history.owners import browser_state_secret, page_owner, valid_token
 from playground.history.store import HistoryStore, default_store, save_to_history
 
+log = logging.getLogger(__name__)
 STORAGE_KEY = "playground-owner"
 HEADERS = ["when", "model", "backends", "result rows", "errors", "from"]
 SHOWN = 50  # newest comparisons listed; the store holds more (its retention decides)
@@ -67,14 +70,21 @@ class HistoryView:
         username = getattr(request, "username", None) if request is not None else None
         if not (username or self.trusted or valid_token(token)):
             return None
-        owner, _ = self.owner(request, token)
-        return save_to_history(records, owner=owner, started_at=started_at, source="app",
-                               request=run_request)
+        try:
+            owner, _ = self.owner(request, token)
+            return save_to_history(records, owner=owner, started_at=started_at, source="app",
+                                   request=run_request, store=self._store)
+        except Exception:  # a damaged database must not cost the user the results on the screen
+            log.exception("the comparison could not be kept in the history")
+            return None
 
     def listing(self, request: gr.Request, token: object) -> tuple[Any, Any, str]:
         """(token to keep, table rows, note): on page load and on Refresh."""
         owner, token = self.owner(request, token)
-        summaries = self.store.comparisons(owner, limit=SHOWN)
+        try:
+            summaries = self.store.comparisons(owner, limit=SHOWN)
+        except HistoryError as exc:  # a damaged or locked database: say so where the list would be
+            return token, None, f"The history cannot be read: {exc}"
         rows = [[s.started_text, s.model, ", ".join(lane.label for lane in s.lanes), s.records, s.errors,
                  s.source] for s in summaries]
         whose = {"local": "this machine's owner (CLI runs included)"}.get(owner, "this browser" if
@@ -86,7 +96,10 @@ class HistoryView:
 
     def delete(self, request: gr.Request, token: object) -> tuple[Any, Any, str]:
         owner, token = self.owner(request, token)
-        removed = self.store.delete_all(owner)
+        try:
+            removed = self.store.delete_all(owner)
+        except HistoryError as exc:
+            return token, gr.skip(), f"The history cannot be changed: {exc}"
         return token, None, f"Deleted {removed} comparison(s)."
 
     def wire(self, section: HistorySection, blocks: gr.Blocks) -> None:
