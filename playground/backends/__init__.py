@@ -7,12 +7,11 @@ lazily, so loading the registry is cheap and safe in the app process.
 
 from __future__ import annotations
 
-import importlib
 import os
 from functools import cache
 
 from playground.backends.base import Backend
-from playground.plugins import BACKENDS_GROUP, load_classes
+from playground.plugins import BACKENDS_GROUP, Registration, load_classes
 
 # The order panels and tables use; registered backends not listed here come after, by name.
 ONLY_ENV = "PLAYGROUND_ONLY_BACKENDS"
@@ -87,8 +86,7 @@ def resolve_class(name: str, target: str = "") -> type[Backend]:
     target, the registry lookup."""
     if not target:
         return get_backend_class(name)
-    module_name, _, attribute = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attribute)
+    cls = Registration(name, target, "the app").load()
     if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name == name):
         raise KeyError(f"{target!r} is not the backend {name!r}")
     return cls

@@ -15,7 +15,7 @@ import gradio as gr
 
 from playground.engine.records import RunRecord
 from playground.history.filters import HistoryError
-from playground.history.owners import browser_state_secret, page_owner, valid_token
+from playground.history.owners import BROWSER_PREFIX, LOCAL, browser_state_secret, page_owner, valid_token
 from playground.history.store import HistoryStore, default_store, save_to_history
 
 log = logging.getLogger(__name__)
@@ -58,25 +58,22 @@ class HistoryView:
         return self._store or default_store()
 
     def owner(self, request: gr.Request | None, token: object) -> tuple[str, str]:
-        username = getattr(request, "username", None) if request is not None else None
-        return page_owner(username, token, trusted=self.trusted)
+        return page_owner(_username(request), token, trusted=self.trusted)
 
     def save(self, request: gr.Request | None, token: object, records: list[RunRecord],
              started_at: float, run_request: object) -> str | None:
-        """Keep a finished comparison; a page without a valid token (nor login, nor trust) would
-        own history no one can read again, so it keeps nothing."""
-        if not records:
-            return None
-        username = getattr(request, "username", None) if request is not None else None
-        if not (username or self.trusted or valid_token(token)):
+        """Keep a finished comparison (``save_to_history`` logs a failing store and returns None);
+        a page without a valid token (nor login, nor trust) would own history no one can read
+        again, so it keeps nothing."""
+        if not records or not (_username(request) or self.trusted or valid_token(token)):
             return None
         try:
             owner, _ = self.owner(request, token)
-            return save_to_history(records, owner=owner, started_at=started_at, source="app",
-                                   request=run_request, store=self._store)
-        except Exception:  # a damaged database must not cost the user the results on the screen
+        except ValueError:  # a login name the store cannot key by: the results on screen still matter
             log.exception("the comparison could not be kept in the history")
             return None
+        return save_to_history(records, owner=owner, started_at=started_at, source="app",
+                               request=run_request, store=self._store)
 
     def listing(self, request: gr.Request, token: object) -> tuple[Any, Any, str]:
         """(token to keep, table rows, note): on page load and on Refresh."""
@@ -87,9 +84,7 @@ class HistoryView:
             return token, None, f"The history cannot be read: {exc}"
         rows = [[s.started_text, s.model, ", ".join(lane.label for lane in s.lanes), s.records, s.errors,
                  s.source] for s in summaries]
-        whose = {"local": "this machine's owner (CLI runs included)"}.get(owner, "this browser" if
-                                                                           owner.startswith("browser:")
-                                                                           else "your login")
+        whose = _whose(owner)
         note = (f"{len(rows)} comparison(s) kept for {whose}." if rows
                 else f"No comparisons kept yet for {whose}.")
         return token, rows or None, note
@@ -108,3 +103,13 @@ class HistoryView:
         blocks.load(self.listing, **common)
         section.refresh.click(self.listing, **common)
         section.delete_all.click(self.delete, **common)
+
+
+def _username(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
+
+
+def _whose(owner: str) -> str:
+    if owner == LOCAL:
+        return "this machine's owner (CLI runs included)"
+    return "this browser" if owner.startswith(BROWSER_PREFIX) else "your login"
