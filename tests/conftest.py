@@ -13,13 +13,20 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import early_boot
 import pytest
+from early_boot import ChromiumOnPage, EarlyBoot, install_plugin
+
+from playground.gradio_fast_import import skip_stub_regeneration
+
+skip_stub_regeneration()  # the test modules import gradio as the app does: without its stub rewrite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -63,11 +70,13 @@ class AppServer:
                 self.proc.wait(5)
 
 
-def start_app(args: list[str], cache: Path, log_path: Path, port: int | None = None) -> AppServer:
-    """Start ``app.py`` on ``port`` (default: a free one) and wait until it serves the page."""
+def start_app(args: list[str], cache: Path, log_path: Path, port: int | None = None,
+              base_env: dict[str, str] | None = None) -> AppServer:
+    """Start ``app.py`` on ``port`` (default: a free one) and wait until it serves the page.
+    ``base_env`` (default: this process's environment) is what the app inherits."""
     port = port or free_port()
-    env = {**os.environ, "PLAYGROUND_CACHE": str(cache), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1"}
+    env = {**(os.environ if base_env is None else base_env), "PLAYGROUND_CACHE": str(cache),
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     env.pop("GRADIO_SERVER_PORT", None)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
@@ -85,16 +94,64 @@ def start_app(args: list[str], cache: Path, log_path: Path, port: int | None = N
     return server
 
 
-@pytest.fixture(scope="session", autouse=True)
-def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The history and exports of every test (and of the apps and CLIs they start) go to a temp
-    folder, never into the user's own data folder."""
+@dataclass
+class Session:
+    """What the session sets up before any test: its private data folder and the early boot."""
+
+    data_dir: Path
+    saved_env: str | None
+    boot: EarlyBoot | None = None
+
+
+SESSION: Session | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Point history and exports at a temp folder (before the early boot's app inherits the
+    environment), then boot the fast layer's app and Chromium in the background (``early_boot``)."""
     from playground.history.location import DATA_DIR_ENV
 
-    folder = tmp_path_factory.mktemp("playground-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_DIR_ENV, str(folder))
-        yield folder
+    global SESSION
+    SESSION = Session(Path(tempfile.mkdtemp(prefix="playground-data-")), os.environ.get(DATA_DIR_ENV))
+    os.environ[DATA_DIR_ENV] = str(SESSION.data_dir)
+    if early_boot.wanted(session.config.args, REPO_ROOT / "tests"):
+        work = Path(tempfile.mkdtemp(prefix="playground-early-"))
+        env = scripted_app_env(dict(os.environ), work / "site")
+        SESSION.boot = EarlyBoot.start(
+            PLUGIN_EXAMPLE, work,
+            lambda _site: start_app(SCRIPTED_APP_ARGS, work / "cache", ARTIFACTS / "app-scripted.log",
+                                    base_env=env),
+            CHROMIUM if CHROMIUM.exists() else None, CHROMIUM_ARGS,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from playground.history.location import DATA_DIR_ENV
+
+    if SESSION is None:
+        return
+    if SESSION.boot:
+        SESSION.boot.stop()
+    if SESSION.saved_env is None:
+        os.environ.pop(DATA_DIR_ENV, None)
+    else:
+        os.environ[DATA_DIR_ENV] = SESSION.saved_env
+    shutil.rmtree(SESSION.data_dir, ignore_errors=True)
+
+
+def early(name: str) -> object | None:
+    """What the early boot made for ``name`` ("plugin", "app", "chromium"), or None without one."""
+    if SESSION is None or SESSION.boot is None:
+        return None
+    return getattr(SESSION.boot, name).result(timeout=START_TIMEOUT_S + 120)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir() -> Path:
+    """The history and exports of every test (and of the apps and CLIs they start) go to a temp
+    folder, never into the user's own data folder (set in ``pytest_sessionstart``)."""
+    assert SESSION is not None
+    return SESSION.data_dir
 
 
 @pytest.fixture(scope="session")
@@ -145,17 +202,26 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="module")
 def page(request: pytest.FixtureRequest) -> Iterator:
     """The app's page in headless Chromium, once per module. The module names the app fixture it
-    drives in ``PAGE_APP`` (default ``app_server``: the real runtimes; ``scripted_app``: the fast layer)."""
-    server: AppServer = request.getfixturevalue(getattr(request.module, "PAGE_APP", "app_server"))
+    drives in ``PAGE_APP`` (default ``app_server``: the real runtimes; ``scripted_app``: the fast
+    layer, whose Chromium the early boot may already have open on the page)."""
+    app_fixture = getattr(request.module, "PAGE_APP", "app_server")
+    server: AppServer = request.getfixturevalue(app_fixture)
     if not CHROMIUM.exists():
         pytest.skip(reason="Chromium is missing: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
 
+    booted = early("chromium") if app_fixture == "scripted_app" else None
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        if isinstance(booted, ChromiumOnPage):
+            browser = playwright.chromium.connect_over_cdp(booted.endpoint)
+            page = browser.contexts[0].pages[0]
+            page.set_viewport_size({"width": 1400, "height": 1000})
+        else:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                 args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url)
         page.set_default_timeout(30_000)
-        page.goto(server.url)
         page.wait_for_selector("#run-button")
         yield page
         browser.close()
@@ -169,15 +235,10 @@ def echo_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin package (``tests/plugin_example``) pip-installed into a temp folder, the way
     a user installs a plugin, but without touching the shared venv: put the folder on ``sys.path``
     and ``PYTHONPATH`` (workers inherit it) and the registry finds its entry point."""
-    work = tmp_path_factory.mktemp("echo-plugin")
-    source, target = work / "source", work / "site"
-    shutil.copytree(PLUGIN_EXAMPLE, source)  # the build writes into its source folder
-    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
-    result = subprocess.run([*install, "--no-build-isolation", str(source)], capture_output=True, text=True)
-    if result.returncode != 0:  # no usable setuptools in this venv: let pip fetch one
-        result = subprocess.run([*install, str(source)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return target
+    booted = early("plugin")
+    if isinstance(booted, Path):
+        return booted
+    return install_plugin(PLUGIN_EXAMPLE, tmp_path_factory.mktemp("echo-plugin"))
 
 
 def with_python_path(folder: Path) -> str:
@@ -201,14 +262,26 @@ def echo_plugin_importable(echo_plugin: Path, monkeypatch: pytest.MonkeyPatch) -
 def scripted_app(echo_plugin: Path, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
     """The real app on loopback whose only backends are the scripted one and the example plugin:
     the fast layer's page. ``PLAYGROUND_ONLY_BACKENDS`` spares it probing the real runtimes."""
+    booted = early("app")
+    if isinstance(booted, AppServer):
+        return booted
+    with pytest.MonkeyPatch.context() as patch:  # the app (and its workers) inherit these
+        for name, value in scripted_app_env({}, echo_plugin).items():
+            patch.setenv(name, value)
+        return launch_app(SCRIPTED_APP_ARGS, "app-scripted.log")
+
+
+SCRIPTED_APP_ARGS = ["--model", "demo", "--backends", "scripted,echo"]
+
+
+def scripted_app_env(env: dict[str, str], plugin_site: Path) -> dict[str, str]:
+    """``env`` plus what the scripted app (and its workers) need: the scripted backend offered, no
+    real runtime probed, the example plugin importable."""
     from playground.backends import ONLY_ENV
     from playground.backends.scripted_backend import ENABLE_ENV
 
-    with pytest.MonkeyPatch.context() as patch:  # the app (and its workers) inherit these
-        patch.setenv(ENABLE_ENV, "1")
-        patch.setenv(ONLY_ENV, "scripted,echo")
-        patch.setenv("PYTHONPATH", with_python_path(echo_plugin))
-        return launch_app(["--model", "demo", "--backends", "scripted,echo"], "app-scripted.log")
+    python_path = os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")]))
+    return {**env, ENABLE_ENV: "1", ONLY_ENV: "scripted,echo", "PYTHONPATH": python_path}
 
 
 @pytest.fixture

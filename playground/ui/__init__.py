@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 
-import gradio as gr
-import psutil
+from playground.gradio_fast_import import skip_stub_regeneration
 
-from playground.backends.base import BackendProbe
-from playground.ui.backend_picker import build_rows
-from playground.ui.controller import Controller
-from playground.ui.monitoring import RunMonitor
-from playground.ui.options import AppOptions
-from playground.ui.page import CSS, build_layout
-from playground.ui.wiring import wire
+skip_stub_regeneration()  # before gradio's first import: halves the app's start-up (see its module)
+
+import gradio as gr  # noqa: E402
+import psutil  # noqa: E402
+
+from playground.backends.base import BackendProbe  # noqa: E402
+from playground.ui.backend_picker import build_rows  # noqa: E402
+from playground.ui.controller import Controller  # noqa: E402
+from playground.ui.monitoring import RunMonitor  # noqa: E402
+from playground.ui.options import AppOptions  # noqa: E402
+from playground.ui.page import CSS, build_layout  # noqa: E402
+from playground.ui.wiring import wire  # noqa: E402
 
 __all__ = ["CSS", "AppOptions", "build_app"]
 

@@ -1,0 +1,131 @@
+"""Start the fast layer's slow parts (the example plugin's install, the scripted app, Chromium on
+its page) in the background when the test session starts, so they boot on the second core while
+the first one collects (gradio's import alone takes ~5 s) and runs the engine tests (which mostly
+wait on workers). The fixtures in ``conftest.py`` then take what is ready instead of booting it.
+
+Only for runs of the whole suite (``pytest``, ``pytest -m "not slow"``); a run of named files or
+``PLAYGROUND_EARLY_BOOT=0`` boots lazily, as before. Chromium is started by us with a DevTools port
+and the page already open, and Playwright attaches to it over CDP (``connect_over_cdp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EARLY_BOOT_ENV = "PLAYGROUND_EARLY_BOOT"
+DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+# what Playwright's own launch passes so a headless page's timers are never throttled
+CDP_ARGS = ["--headless", "--remote-debugging-port=0", "--window-size=1400,1000", "--mute-audio",
+            "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows",
+            "--disable-renderer-backgrounding", "--disable-dev-shm-usage", "--hide-scrollbars"]
+
+
+def install_plugin(source: Path, work: Path) -> Path:
+    """pip-install the example plugin package into ``work/site`` (not the shared venv); returns it."""
+    build, target = work / "source", work / "site"
+    shutil.copytree(source, build)  # the build writes into its source folder
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    result = subprocess.run([*install, "--no-build-isolation", str(build)], capture_output=True, text=True)
+    if result.returncode != 0:  # no usable setuptools in this venv: let pip fetch one
+        result = subprocess.run([*install, str(build)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"installing the example plugin failed:\n{result.stdout}{result.stderr}")
+    return target
+
+
+@dataclass
+class ChromiumOnPage:
+    """A headless Chromium we started, already showing ``url``; Playwright attaches over CDP."""
+
+    proc: subprocess.Popen
+    endpoint: str
+    profile: Path
+
+    @classmethod
+    def start(cls, chromium: Path, args: list[str], url: str, timeout_s: float = 60.0) -> ChromiumOnPage:
+        profile = Path(tempfile.mkdtemp(prefix="playground-chromium-"))
+        proc = subprocess.Popen(
+            [str(chromium), *args, *CDP_ARGS, f"--user-data-dir={profile}", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        assert proc.stderr is not None
+        for line in proc.stderr:  # Chromium prints its endpoint first, then only warnings
+            if found := DEVTOOLS_LINE.search(line):
+                threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+                return cls(proc, found.group(1), profile)
+            if time.monotonic() > deadline:
+                break
+        proc.kill()
+        raise RuntimeError("Chromium did not print its DevTools endpoint")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@dataclass
+class EarlyBoot:
+    """The futures of what boots in the background; each fixture waits only for what it needs."""
+
+    plugin: Future
+    app: Future
+    chromium: Future
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, plugin_source: Path, work: Path, start_app: Callable[[Path], object],
+              chromium: Path | None, chromium_args: list[str]) -> EarlyBoot:
+        """``start_app(plugin_site)`` boots the scripted app and returns it (with ``.url``, ``.stop``)."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-boot")
+        boot = cls(Future(), Future(), Future())
+
+        def run() -> None:
+            for target, step in ((boot.plugin, lambda: install_plugin(plugin_source, work)),
+                                 (boot.app, lambda: start_app(boot.plugin.result())),
+                                 (boot.chromium, lambda: chromium and ChromiumOnPage.start(
+                                     chromium, chromium_args, boot.app.result().url))):
+                try:
+                    result = step()
+                except BaseException as error:  # the fixture that needs it re-raises it
+                    target.set_exception(error)
+                    continue
+                target.set_result(result)
+                if hasattr(result, "stop"):
+                    boot.stoppers.append(result.stop)
+
+        pool.submit(run)
+        pool.shutdown(wait=False)
+        return boot
+
+    def stop(self) -> None:
+        for future in (self.plugin, self.app, self.chromium):
+            with contextlib.suppress(BaseException):
+                future.result(timeout=300)
+        for stop in reversed(self.stoppers):
+            with contextlib.suppress(Exception):
+                stop()
+
+
+def wanted(paths: list[str], tests_dir: Path) -> bool:
+    """Boot early for a run of the whole suite only: ``paths`` (pytest's, after its ``testpaths``
+    default) are the tests folder or the repository."""
+    if os.environ.get(EARLY_BOOT_ENV, "1") == "0":
+        return False
+    return all(Path(p).resolve() in (tests_dir, tests_dir.parent) for p in paths)
