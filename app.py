@@ -14,6 +14,8 @@ DEFAULT_PORT = 7860
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from playground.engine.policy import DEFAULT_MAX_QUEUE, UNTRUSTED_MAX_TOKENS  # light: no gradio
+
     parser = argparse.ArgumentParser(
         description="Compare LLM inference runtimes side by side in the browser.",
         epilog="Only one comparison runs at a time on this machine; other users' runs wait their turn.",
@@ -38,11 +40,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: every usable backend)")
     parser.add_argument("--allow-downloads", action="store_true",
                         help="let users of a shared / network page download hub models onto this machine")
+    parser.add_argument("--public", action="store_true",
+                        help="treat every client as a stranger even on 127.0.0.1: for a reverse proxy "
+                             "or tunnel in front of the app, where every client looks local")
+    parser.add_argument("--max-tokens-per-request", type=int, default=UNTRUSTED_MAX_TOKENS, metavar="N",
+                        help="on a shared, network or --public page: the most tokens one comparison may "
+                             "generate (lanes x prompts x (warm-up + runs) x max new tokens; default "
+                             f"{UNTRUSTED_MAX_TOKENS:,}, 0 = no limit); the owner's loopback page has none")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help=f"comparisons that may wait their turn, all users together (default "
+                             f"{DEFAULT_MAX_QUEUE}); more are refused with a message")
     args = parser.parse_args(argv)
     if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
         parser.error("--auth must be USER:PASSWORD")
     if not 1 <= args.port <= 65535:
         parser.error("--port must be 1-65535")
+    if args.max_tokens_per_request < 0:
+        parser.error("--max-tokens-per-request must be 0 (no limit) or more")
+    if args.max_queue < 1:
+        parser.error("--max-queue must be 1 or more")
     return args
 
 
@@ -84,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     options = AppOptions(
         host=args.host, port=args.port, share=args.share, auth=auth, model=args.model,
         backends=backends, allow_downloads=args.allow_downloads,
-        launch_models=(args.model,),
+        launch_models=(args.model,), public=args.public,
+        max_tokens_per_request=args.max_tokens_per_request, max_queue=args.max_queue,
     )
     print(f"Log: {log_path}", flush=True)
     print("Probing backends (each in its own process)…", flush=True)
@@ -105,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{bar}\n!! WARNING: sharing WITHOUT --auth: anyone with the link can run prompts on "
               f"this machine.\n!! Add --auth USER:PASSWORD to require a login.\n{bar}\n", flush=True)
     if options.untrusted:
+        limit = options.policy.max_tokens_per_request
         print("Untrusted page: local model folders are refused"
               + ("" if args.allow_downloads else " and hub downloads are off (--allow-downloads)")
-              + f"; --model {args.model!r} stays allowed.", flush=True)
+              + f"; --model {args.model!r} stays allowed; at most "
+              + (f"{limit:,} generated tokens" if limit else "unlimited work")
+              + " per comparison (--max-tokens-per-request).", flush=True)
 
     import gradio as gr
 

@@ -182,7 +182,7 @@ class Comparison:
         for prompt in request.prompts:
             validate_prompt(prompt)
         request.settings.validate()
-        keys = [spec.key for spec in request.specs]
+        keys = [spec.key.lower() for spec in request.specs]  # "CPU" and "cpu" are one device
         if len(set(keys)) != len(keys):
             raise SettingsError("The same backend, device and precision is selected twice.")
 

@@ -1,14 +1,16 @@
-"""What a caller may ask of this machine: model folders, hub downloads, how many lanes at once.
+"""What a caller may ask of this machine: model folders, hub downloads, lanes and work at once.
 
-The page, the ``/compare`` API and the CLI all go through ``Policy.admit`` before a comparison is
-made; the UI only shows the messages. A shared or network page is untrusted: no local folders
-(except the launch model), no hub downloads unless ``--allow-downloads``.
+The page, the ``/compare`` API and the CLI all go through ``Policy.admit`` (and ``check_work``)
+before a comparison is made; the UI only shows the messages. A shared or network page is
+untrusted: no local folders (except the launch model), no hub downloads unless
+``--allow-downloads``, and at most ``--max-tokens-per-request`` generated tokens per comparison.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from playground.engine.parameters import SettingsError
 from playground.engine.records import BackendSpec
@@ -16,7 +18,15 @@ from playground.models.catalog import CATALOG
 from playground.models.resolve import HUB_ID, ModelNotFoundError, ModelSource, needs_download, resolve_model
 from playground.paths import DEMO_MODEL_ID
 
+if TYPE_CHECKING:
+    from playground.engine.comparison import ComparisonRequest
+
 MAX_LANES = 6  # backends side by side in one comparison (the page has this many panels)
+# What one comparison from an untrusted page may generate at most, summed over lanes, prompts,
+# warm-ups and runs: 4 lanes x 4 runs x 1,024 tokens. Minutes of the machine on a real model, not
+# the hours that ``runs=100`` with six lanes would be. The owner changes it with a launch option.
+UNTRUSTED_MAX_TOKENS = 16_384
+DEFAULT_MAX_QUEUE = 16  # comparisons waiting their turn, from every user together
 
 PolicyError = (SettingsError, ModelNotFoundError)  # refusals whose message the user reads
 
@@ -29,6 +39,7 @@ class Policy:
     allow_downloads: bool = True
     launch_models: tuple[str, ...] = ()  # always allowed, even local folders
     max_lanes: int | None = MAX_LANES  # None: no limit (the headless CLI has no panels to fill)
+    max_tokens_per_request: int | None = None  # None: no limit (the owner's own page and CLI)
 
     @classmethod
     def local(cls) -> Policy:
@@ -53,6 +64,22 @@ class Policy:
         if self.max_lanes is not None and len(specs) > self.max_lanes:
             raise SettingsError(f"Pick at most {self.max_lanes} backends at once.")
 
+    def check_work(self, request: ComparisonRequest) -> None:
+        """Refuse a comparison that could generate more tokens than this caller may ask for."""
+        limit = self.max_tokens_per_request
+        if limit is None:
+            return
+        asked = work_tokens(request)
+        if asked > limit:
+            passes = request.warmup + request.runs
+            raise SettingsError(
+                f"This comparison could generate up to {asked:,} tokens ({len(request.specs)} lane(s) x "
+                f"{max(len(request.prompts), 1)} prompt(s) x {passes} run(s) with warm-up x "
+                f"{request.settings.max_new_tokens:,} new tokens); this page allows {limit:,} per "
+                "comparison. Lower the runs, warm-up, max new tokens or lanes (whoever started the "
+                "app sets the limit with `--max-tokens-per-request`)."
+            )
+
     def model_hint(self) -> str:
         """What the model field accepts here, for the page to show."""
         if not self.untrusted:
@@ -67,3 +94,9 @@ class Policy:
         self.check_lanes(specs)
         allow_local = self.model_access(model)
         return resolve_model(model, allow_local), allow_local
+
+
+def work_tokens(request: ComparisonRequest) -> int:
+    """The most tokens ``request`` can generate: every lane, prompt, warm-up and run at max new tokens."""
+    passes = request.warmup + request.runs
+    return len(request.specs) * max(len(request.prompts), 1) * passes * request.settings.max_new_tokens

@@ -35,5 +35,5 @@ def build_app(options: AppOptions, probes: dict[str, BackendProbe]) -> gr.Blocks
     controller = Controller(options, rows, RunMonitor())
     with page.blocks:
         wire(controller, page)
-    page.blocks.queue(default_concurrency_limit=1)
+    page.blocks.queue(default_concurrency_limit=1, max_size=options.max_queue)  # bounded: refused past it
     return page.blocks

@@ -58,9 +58,10 @@ class Controller:
         """Check the policy, resolve the model, create the comparison; raises USER_ERRORS with the
         message to show. ``page_attached``: a browser page streams this run (the records say so)."""
         model_name = params.model.strip() or self.options.model
-        model, allow_local = self.options.policy.admit(model_name, specs)
-        request = params.to_request(specs, allow_local_paths=allow_local, page_attached=page_attached,
+        request = params.to_request(specs, page_attached=page_attached,
                                     settle_s=PAGE_SETTLE_S if page_attached else 0.0)
+        self.options.policy.check_work(request)  # before the model is resolved: that may download
+        model, request.allow_local_paths = self.options.policy.admit(model_name, specs)
         request.model = model_name
         return LiveRun(request, on_worker=self.monitor.on_worker, pool=self.pool, model=model)
 

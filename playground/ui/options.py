@@ -5,17 +5,20 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from playground.engine.policy import Policy
+from playground.engine.policy import DEFAULT_MAX_QUEUE, UNTRUSTED_MAX_TOKENS, Policy
 from playground.paths import DEMO_MODEL_ID
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+LOOPBACK_ADDRESSES = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 
 
 def is_loopback(host: str) -> bool:
+    """Only 127.0.0.1, ::1 and the names for them: the rest of 127.0.0.0/8 is how containers and
+    port forwarders expose a service, so it is not taken as "only this machine's owner"."""
     if host in LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host) in LOOPBACK_ADDRESSES
     except ValueError:
         return False
 
@@ -32,17 +35,22 @@ class AppOptions:
     backends: tuple[str, ...] = ()  # backend specs preselected on the page ("" = all usable)
     allow_downloads: bool = False
     launch_models: tuple[str, ...] = field(default=())  # always allowed, even local folders
+    public: bool = False  # behind a reverse proxy or tunnel: every client looks local, so trust none
+    max_tokens_per_request: int = UNTRUSTED_MAX_TOKENS  # on an untrusted page; 0 = no limit
+    max_queue: int = DEFAULT_MAX_QUEUE
 
     @property
     def untrusted(self) -> bool:
-        """Strangers can reach the page: shared link or a non-loopback address."""
-        return self.share or not is_loopback(self.host)
+        """Strangers can reach the page: shared link, ``--public``, or a non-loopback address."""
+        return self.share or self.public or not is_loopback(self.host)
 
     @property
     def policy(self) -> Policy:
-        """What this app's page and API may do (``engine.policy``)."""
+        """What this app's page and API may do (``engine.policy``): the owner's own loopback page
+        has no work limit; an untrusted one has the launch option's."""
+        limit = self.max_tokens_per_request if self.untrusted and self.max_tokens_per_request > 0 else None
         return Policy(untrusted=self.untrusted, allow_downloads=self.allow_downloads,
-                      launch_models=self.launch_models)
+                      launch_models=self.launch_models, max_tokens_per_request=limit)
 
     def model_access(self, spec: str) -> bool:
         """``Policy.model_access`` of this app: ``allow_local_paths`` for resolve_model."""

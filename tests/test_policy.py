@@ -1,0 +1,75 @@
+"""Who counts as the machine's owner, and how much work a stranger's comparison may ask for
+(``engine.policy``, ``ui.options``, ``app.py``'s options). Milliseconds: no app, no worker."""
+
+from __future__ import annotations
+
+import pytest
+
+import app
+from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.parameters import SettingsError
+from playground.engine.policy import DEFAULT_MAX_QUEUE, UNTRUSTED_MAX_TOKENS, Policy, work_tokens
+from playground.engine.records import BackendSpec
+from playground.settings import GenerationSettings
+from playground.ui.options import AppOptions
+
+
+def request(lanes: int, warmup: int, runs: int, tokens: int, prompts: int = 1) -> ComparisonRequest:
+    specs = [BackendSpec("scripted", f"d{i}") for i in range(lanes)]
+    return ComparisonRequest(prompts=["hello"] * prompts, specs=specs, warmup=warmup, runs=runs,
+                             settings=GenerationSettings(max_new_tokens=tokens))
+
+
+@pytest.mark.parametrize(("host", "owner"), [
+    ("127.0.0.1", True), ("::1", True), ("localhost", True),
+    ("127.0.0.2", False), ("127.1.2.3", False), ("0.0.0.0", False), ("192.168.1.20", False), ("::", False),
+])
+def test_only_127_0_0_1_and_its_names_are_the_owners_page(host: str, owner: bool) -> None:
+    assert AppOptions(host=host).untrusted is not owner
+    assert AppOptions(host=host, public=True).untrusted  # behind a proxy or tunnel: trust nobody
+    assert AppOptions(host=host, share=True).untrusted
+
+
+def test_work_is_lanes_times_prompts_times_runs_times_tokens() -> None:
+    assert work_tokens(request(lanes=3, warmup=1, runs=3, tokens=128, prompts=2)) == 3 * 2 * 4 * 128
+
+
+def test_a_comparison_over_the_work_limit_is_refused_with_its_figures() -> None:
+    policy = Policy(untrusted=True, max_tokens_per_request=1000)
+    policy.check_work(request(lanes=1, warmup=1, runs=3, tokens=250))  # exactly 1,000: allowed
+    with pytest.raises(SettingsError) as refused:
+        policy.check_work(request(lanes=2, warmup=1, runs=3, tokens=128))
+    message = str(refused.value)
+    assert "up to 1,024 tokens" in message and "allows 1,000" in message, message
+    assert "--max-tokens-per-request" in message
+    # what the issue saw accepted: runs=100, warm-up 10 on six lanes
+    with pytest.raises(SettingsError):
+        Policy(untrusted=True, max_tokens_per_request=UNTRUSTED_MAX_TOKENS).check_work(
+            request(lanes=6, warmup=10, runs=100, tokens=128))
+
+
+def test_the_owners_page_has_no_work_limit_and_a_strangers_has_the_launch_options() -> None:
+    huge = request(lanes=6, warmup=10, runs=100, tokens=4096)
+    AppOptions(host="127.0.0.1").policy.check_work(huge)  # the owner may ask for hours
+    Policy.local().check_work(huge)  # so may the CLI
+    assert AppOptions(host="127.0.0.1", public=True).policy.max_tokens_per_request == UNTRUSTED_MAX_TOKENS
+    assert AppOptions(share=True, max_tokens_per_request=500).policy.max_tokens_per_request == 500
+    assert AppOptions(share=True, max_tokens_per_request=0).policy.max_tokens_per_request is None
+
+
+def test_a_lane_is_the_same_whatever_the_case_of_its_device(scripted_backend: None) -> None:
+    twice = ComparisonRequest(prompts=["tokens=2"], specs=[BackendSpec.parse("scripted:CPU:scripted"),
+                                                           BackendSpec.parse("scripted:cpu:scripted")])
+    with pytest.raises(SettingsError, match="selected twice"):
+        Comparison(twice)
+
+
+def test_launch_options_for_trust_and_limits() -> None:
+    args = app.parse_args(["--public", "--max-tokens-per-request", "2048", "--max-queue", "3"])
+    assert args.public and args.max_tokens_per_request == 2048 and args.max_queue == 3
+    defaults = app.parse_args([])
+    assert not defaults.public and defaults.max_tokens_per_request == UNTRUSTED_MAX_TOKENS
+    assert defaults.max_queue == DEFAULT_MAX_QUEUE
+    for bad in (["--max-queue", "0"], ["--max-tokens-per-request", "-1"]):
+        with pytest.raises(SystemExit):
+            app.parse_args(bad)

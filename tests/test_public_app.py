@@ -1,0 +1,61 @@
+"""A ``--public`` app (what sits behind a reverse proxy or tunnel, where every client looks local)
+on loopback, driven over HTTP as a stranger would: its work limit and its bounded queue refuse with
+messages before anything runs. Marked slow for its own app start (~4 s), not for a runtime."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import AppServer, scripted_app_env
+from gradio_client import Client
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def public_app(echo_plugin, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in scripted_app_env({}, echo_plugin).items():
+            patch.setenv(name, value)
+        return launch_app(["--model", "demo", "--backends", "scripted,echo", "--public",
+                           "--max-tokens-per-request", "1000", "--max-queue", "1"], "app-public.log")
+
+
+def test_the_public_page_says_it_is_untrusted_and_its_limit(public_app: AppServer) -> None:
+    log = public_app.log()
+    assert "Untrusted page: local model folders are refused" in log, log[-2000:]
+    assert "at most 1,000 generated tokens per comparison" in log
+
+
+def test_work_over_the_limit_is_refused_before_any_worker(public_app: AppServer) -> None:
+    client = Client(public_app.url, verbose=False)
+    started = time.monotonic()
+    refused = client.predict(api_name="/compare", prompt="tokens=3", backends="scripted,echo",
+                             max_new_tokens=128, runs=3, warmup=1)
+    took = time.monotonic() - started
+    print(f"\nover the limit (2 lanes x 4 runs x 128 = 1,024 > 1,000): refused in {took:.2f} s")
+    assert not refused["ok"] and "allows 1,000 per comparison" in refused["error"], refused
+    assert refused["records"] == []
+    allowed = client.predict(api_name="/compare", prompt="tokens=3", backends="scripted", max_new_tokens=250,
+                             runs=3, warmup=1, stop_at_eos=False)
+    assert allowed["ok"], allowed
+    # a local folder from a stranger's page is refused too (the trust is the network page's)
+    folder = client.predict(api_name="/compare", prompt="tokens=3", backends="scripted", model="/etc")
+    assert not folder["ok"] and folder["error"], folder
+
+
+def test_a_full_queue_refuses_the_next_comparison(public_app: AppServer) -> None:
+    clients = [Client(public_app.url, verbose=False) for _ in range(3)]
+    long = {"prompt": "tokens=400 delay=0.01", "backends": "scripted", "max_new_tokens": 400,
+            "stop_at_eos": False}
+    running = clients[0].submit(api_name="/compare", **long)
+    time.sleep(1.0)  # the first one runs (4 s); the second waits in the queue's one place
+    waiting = clients[1].submit(api_name="/compare", **long)
+    time.sleep(0.5)
+    with pytest.raises(Exception) as full:
+        clients[2].predict(api_name="/compare", **long)
+    print(f"\nthird comparison with --max-queue 1: {type(full.value).__name__}: {full.value}")
+    assert "queue" in str(full.value).lower() and "full" in str(full.value).lower(), full.value
+    assert running.result(timeout=60)["ok"] and waiting.result(timeout=60)["ok"]
