@@ -131,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import gradio as gr
 
+    from playground.ui.login_throttle import LoginThrottle
     from playground.ui.server_tuning import quiet_queue
 
     app = build_app(options, probes)
     app.launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+        server_name=args.host, server_port=args.port, share=args.share,
+        auth=LoginThrottle({auth[0]: auth[1]}) if auth else None,  # failed logins slow the next ones
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )
     quiet_queue(app)

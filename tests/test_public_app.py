@@ -1,10 +1,15 @@
-"""A ``--public`` app (what sits behind a reverse proxy or tunnel, where every client looks local)
-on loopback, driven over HTTP as a stranger would: its work limit and its bounded queue refuse with
-messages before anything runs. Marked slow for its own app start (~4 s), not for a runtime."""
+"""A ``--public`` app with a login (what sits behind a reverse proxy or tunnel, where every client
+looks local) on loopback, driven over HTTP as a stranger would: its work limit and its bounded queue
+refuse with messages before anything runs, and guessing its password is throttled. Marked slow for
+its own app start (~4 s), not for a runtime."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +17,7 @@ from conftest import AppServer, scripted_app_env
 from gradio_client import Client
 
 pytestmark = pytest.mark.slow
+LOGIN = ("owner", "correct horse")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +26,8 @@ def public_app(echo_plugin, launch_app: Callable[[list[str], str], AppServer]) -
         for name, value in scripted_app_env({}, echo_plugin).items():
             patch.setenv(name, value)
         return launch_app(["--model", "demo", "--backends", "scripted,echo", "--public",
-                           "--max-tokens-per-request", "1000", "--max-queue", "1"], "app-public.log")
+                           "--max-tokens-per-request", "1000", "--max-queue", "1", "--auth", ":".join(LOGIN)],
+                          "app-public.log")
 
 
 def test_the_public_page_says_it_is_untrusted_and_its_limit(public_app: AppServer) -> None:
@@ -30,7 +37,7 @@ def test_the_public_page_says_it_is_untrusted_and_its_limit(public_app: AppServe
 
 
 def test_work_over_the_limit_is_refused_before_any_worker(public_app: AppServer) -> None:
-    client = Client(public_app.url, verbose=False)
+    client = Client(public_app.url, auth=LOGIN, verbose=False)
     started = time.monotonic()
     refused = client.predict(api_name="/compare", prompt="tokens=3", backends="scripted,echo",
                              max_new_tokens=128, runs=3, warmup=1)
@@ -47,7 +54,7 @@ def test_work_over_the_limit_is_refused_before_any_worker(public_app: AppServer)
 
 
 def test_a_full_queue_refuses_the_next_comparison(public_app: AppServer) -> None:
-    clients = [Client(public_app.url, verbose=False) for _ in range(3)]
+    clients = [Client(public_app.url, auth=LOGIN, verbose=False) for _ in range(3)]
     long = {"prompt": "tokens=400 delay=0.01", "backends": "scripted", "max_new_tokens": 400,
             "stop_at_eos": False}
     running = clients[0].submit(api_name="/compare", **long)
@@ -59,3 +66,28 @@ def test_a_full_queue_refuses_the_next_comparison(public_app: AppServer) -> None
     print(f"\nthird comparison with --max-queue 1: {type(full.value).__name__}: {full.value}")
     assert "queue" in str(full.value).lower() and "full" in str(full.value).lower(), full.value
     assert running.result(timeout=60)["ok"] and waiting.result(timeout=60)["ok"]
+
+
+def login(url: str, user: str, password: str) -> tuple[int, str]:
+    body = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "login", data=body), timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_guessing_the_password_is_throttled(public_app: AppServer) -> None:
+    """Runs last in the module: it leaves the login locked for a few seconds."""
+    started = time.monotonic()
+    codes = [login(public_app.url, LOGIN[0], f"guess {i}")[0] for i in range(40)]
+    took = time.monotonic() - started
+    print(f"\n40 wrong passwords in {took:.2f} s: {codes.count(400)} checked (400), "
+          f"{codes.count(429)} refused unheard (429)")
+    assert codes[:5] == [400] * 5 and codes.count(429) >= 30, codes
+    code, body = login(public_app.url, *LOGIN)
+    assert code == 429 and "try again in" in json.loads(body)["detail"], body  # locked: even the owner waits
+    deadline = time.monotonic() + 70
+    while (code := login(public_app.url, *LOGIN)[0]) == 429 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert code == 200, code  # once the lock has passed, the right password gets in
