@@ -4,6 +4,7 @@ the /compare signature all derived from it (fast: no worker, no model load)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import inspect
 import math
 
@@ -215,7 +216,7 @@ def test_compare_api_info_carries_the_defaults(page) -> None:
 ])
 def test_compare_refuses_bad_values_before_any_worker(kwargs: dict, message: str) -> None:
     controller = Controller(AppOptions(), [], RunMonitor())
-    result = compare_api(controller)("hello", **kwargs)
+    result = asyncio.run(compare_api(controller)("hello", **kwargs))
     assert result["ok"] is False and result["records"] == [], result
     assert message in result["error"], result
 
@@ -263,5 +264,6 @@ def test_one_declared_field_reaches_the_cli_the_page_and_compare(monkeypatch: py
     assert compare_signature().parameters["repetition_penalty"].default == 1.0
     with pytest.raises(SettingsError, match=r"repetition penalty must be between 1 and 2, got 3\.0"):
         from_widgets({"repetition_penalty": 3.0})
-    refused = compare_api(Controller(AppOptions(), [], RunMonitor()))("hi", repetition_penalty=math.inf)
+    compare = compare_api(Controller(AppOptions(), [], RunMonitor()))
+    refused = asyncio.run(compare("hi", repetition_penalty=math.inf))
     assert "repetition penalty must be a finite number" in refused["error"]

@@ -2,12 +2,16 @@
 
 ``/compare``'s signature is derived from ``RunParameters`` (names, types, defaults), so the API
 cannot drift from the page and the CLI; its values are validated by the same strict model.
+It is a coroutine that drives the comparison in a thread: when the caller cancels the call (or
+gradio drops it), the await is cancelled and so is the comparison, which frees its workers, rather
+than a thread gradio no longer watches running it to the end beside the next caller's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from playground.engine import parameters
@@ -37,10 +41,10 @@ def _doc() -> str:
     return "\n".join(lines)
 
 
-def compare_api(controller: Controller) -> Callable[..., dict]:
+def compare_api(controller: Controller) -> Callable[..., Awaitable[dict]]:
     signature = compare_signature()
 
-    def compare(*args: Any, **kwargs: Any) -> dict:
+    async def compare(*args: Any, **kwargs: Any) -> dict:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:  # an unknown or missing parameter
@@ -50,12 +54,15 @@ def compare_api(controller: Controller) -> Callable[..., dict]:
             params = parameters.RunParameters.parse(dict(bound.arguments))
             specs = (parse_backend_specs(params.backends) if params.backends.strip()
                      else controller.default_specs())
-            run = controller.start(params, specs)
+            run = await asyncio.to_thread(controller.start, params, specs)  # may resolve a model
         except (*USER_ERRORS, ValueError) as exc:
             return {"ok": False, "error": str(exc), "records": []}
         controller.monitor.run_started()
         try:
-            records = run.run_to_end()
+            records = await asyncio.to_thread(run.run_to_end)
+        except asyncio.CancelledError:  # the caller cancelled or went away: free the machine now
+            run.comparison.cancel(wait=False)
+            raise
         except USER_ERRORS as exc:  # e.g. MachineBusy: another comparison still holds the machine
             return {"ok": False, "error": str(exc), "records": []}
         finally:
