@@ -130,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
               + " per comparison (--max-tokens-per-request).", flush=True)
 
     import gradio as gr
+    from starlette.middleware import Middleware
 
     from playground.ui.login_throttle import LoginThrottle
+    from playground.ui.request_guard import EventCallGuard
     from playground.ui.server_tuning import quiet_queue
 
     app = build_app(options, probes)
     app.launch(
         server_name=args.host, server_port=args.port, share=args.share,
         auth=LoginThrottle({auth[0]: auth[1]}) if auth else None,  # failed logins slow the next ones
+        app_kwargs={"middleware": [Middleware(EventCallGuard, blocks=app)]},  # 4xx, not 500s
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )
     quiet_queue(app)

@@ -5,7 +5,9 @@ its own app start (~4 s), not for a runtime."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -66,6 +68,76 @@ def test_a_full_queue_refuses_the_next_comparison(public_app: AppServer) -> None
     print(f"\nthird comparison with --max-queue 1: {type(full.value).__name__}: {full.value}")
     assert "queue" in str(full.value).lower() and "full" in str(full.value).lower(), full.value
     assert running.result(timeout=60)["ok"] and waiting.result(timeout=60)["ok"]
+
+
+BAD_VALUES = [None, math.nan, math.inf, -math.inf, "x" * 5000, [], {"a": 1}, True, -1, 10**30, "false", 1.5]
+
+
+def logged_in(url: str) -> urllib.request.OpenerDirector:
+    """An HTTP opener holding the login's cookie, so raw calls reach gradio's own checks."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    body = urllib.parse.urlencode({"username": LOGIN[0], "password": LOGIN[1]}).encode()
+    with opener.open(url + "login", data=body, timeout=10) as response:
+        assert response.status == 200
+    return opener
+
+
+def raw(opener: urllib.request.OpenerDirector, url: str, path: str, body: bytes) -> int:
+    headers = {"content-type": "application/json"}
+    request = urllib.request.Request(url + path.lstrip("/"), data=body, headers=headers)
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_two_hundred_malformed_calls_get_4xx_or_messages_and_no_traceback(public_app: AppServer) -> None:
+    from playground.ui.api import compare_signature
+
+    client = Client(public_app.url, auth=LOGIN, verbose=False)
+    tracebacks_before = public_app.log().count("Traceback")
+    outcomes: dict[str, int] = {}
+    calls = 0
+    for name in compare_signature().parameters:
+        for value in BAD_VALUES:
+            arguments = {"prompt": "tokens=1", "backends": "scripted", "max_new_tokens": 4, name: value}
+            calls += 1
+            try:
+                result = client.predict(api_name="/compare", **arguments)
+            except Exception as error:  # a refusal by gradio's own checks
+                assert "500" not in str(error) and "Traceback" not in str(error), (name, value, error)
+                outcomes["refused by gradio"] = outcomes.get("refused by gradio", 0) + 1
+                continue
+            assert isinstance(result, dict), (name, value, result)
+            assert "Traceback" not in result.get("error", ""), (name, value, result)
+            kind = "ran (a valid value)" if result["ok"] else "refused with a message"
+            messages = [result["error"], *(r["error"] for r in result["records"])]  # a lane's own refusal
+            assert result["ok"] or any(messages), (name, value, result)
+            assert all("Traceback" not in m for m in messages), (name, value, result)
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+    opener = logged_in(public_app.url)
+    raw_calls = [
+        ("/gradio_api/queue/join", json.dumps({"data": [], "fn_index": index, "session_hash": "s"}).encode())
+        for index in (999, -1, 10**12, 2**31)
+    ] + [
+        ("/gradio_api/queue/join", b"not json"), ("/gradio_api/queue/join", b"[1, 2]"),
+        ("/gradio_api/queue/join", json.dumps({"data": "x", "fn_index": "a"}).encode()),
+        ("/gradio_api/call/compare", json.dumps({"data": ["only the prompt"]}).encode()),
+        ("/gradio_api/call/compare", json.dumps({"data": None}).encode()),
+        ("/gradio_api/call/no-such-api", json.dumps({"data": []}).encode()),
+        ("/gradio_api/queue/join", b"{" + b" " * (5 * 2**20) + b"}"),
+    ]
+    for path, body in raw_calls * 4:
+        calls += 1
+        code = raw(opener, public_app.url, path, body)
+        assert 400 <= code < 500, (path, body[:80], code)
+        outcomes[f"HTTP {code}"] = outcomes.get(f"HTTP {code}", 0) + 1
+    time.sleep(0.5)  # let the log catch up
+    new_tracebacks = public_app.log().count("Traceback") - tracebacks_before
+    print(f"\n{calls} malformed calls: {dict(sorted(outcomes.items()))}; tracebacks in the app log: "
+          f"{new_tracebacks}")
+    assert calls >= 200 and new_tracebacks == 0, public_app.log()[-3000:]
 
 
 def login(url: str, user: str, password: str) -> tuple[int, str]:
