@@ -91,8 +91,8 @@ class Controller:
         except USER_ERRORS as exc:
             yield {page.status: f"**Cannot run:** {exc}"}
             return
-        self.sessions.put(request.session_hash, run)
-        if self.sessions.take_cancel(request.session_hash):  # Stop pressed while it waited its turn
+        self.sessions.put(request.session_hash, run, owner=request.username)
+        if self.sessions.take_cancel(request.session_hash, request.username):  # Stop while it waited
             run.stop()
         started_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
         shown: dict = {}  # lane key -> version, component -> content last sent
@@ -142,9 +142,11 @@ class Controller:
         return (gr.Button(interactive=True), gr.Button(interactive=False), *figures)
 
     def stop(self, request: gr.Request) -> str:
-        run = self.sessions.get(request.session_hash)
+        if self.sessions.foreign(request.session_hash, request.username):
+            return "Nothing of yours is running."  # another login's run under a replayed hash
+        run = self.sessions.run_of(request.session_hash, request.username)
         if run is None or run.finished:  # not started yet (waiting for the machine), or over
-            self.sessions.cancel(request.session_hash)
+            self.sessions.cancel(request.session_hash, request.username)
             return "Stopped."
         run.stop()
         return "Stopping…"
@@ -154,8 +156,9 @@ class Controller:
                 gr.DownloadButton(value=None, interactive=False))
 
     def close_session(self, request: gr.Request) -> None:
-        """The tab closed: stop its comparison so the machine is free for others."""
-        run = self.sessions.get(request.session_hash)
+        """The tab closed: stop its comparison so the machine is free for others (only a heartbeat
+        of the run's own login counts: gradio's heartbeat route needs none)."""
+        run = self.sessions.run_of(request.session_hash, request.username)
         if run is not None and not run.finished:
             run.comparison.cancel(wait=False)
-        self.sessions.drop(request.session_hash)
+        self.sessions.drop(request.session_hash, request.username)
