@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     import gradio as gr
     from starlette.middleware import Middleware
 
+    from playground.history.exports import exports_root
     from playground.ui.login_throttle import LoginThrottle
     from playground.ui.request_guard import EventCallGuard
     from playground.ui.server_tuning import quiet_queue
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         server_name=args.host, server_port=args.port, share=args.share,
         auth=LoginThrottle({auth[0]: auth[1]}) if auth else None,  # failed logins slow the next ones
         app_kwargs={"middleware": [Middleware(EventCallGuard, blocks=app)]},  # 4xx, not 500s
+        allowed_paths=[str(exports_root())],  # the page's downloads live in the user data folder
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )
     quiet_queue(app)

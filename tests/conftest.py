@@ -112,7 +112,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from playground.history.location import DATA_DIR_ENV
 
     global SESSION
-    SESSION = Session(Path(tempfile.mkdtemp(prefix="playground-data-")), os.environ.get(DATA_DIR_ENV))
+    # outside the temp folder and the repository, like a user's data folder: gradio serves files
+    # from those two by itself, so a download from anywhere else must be allowed explicitly
+    parent = Path.home() / ".cache" / "ai-pc-playground-tests"
+    parent.mkdir(parents=True, exist_ok=True)
+    SESSION = Session(Path(tempfile.mkdtemp(prefix="data-", dir=parent)), os.environ.get(DATA_DIR_ENV))
     os.environ[DATA_DIR_ENV] = str(SESSION.data_dir)
     if early_boot.wanted(session.config.args, REPO_ROOT / "tests"):
         work = Path(tempfile.mkdtemp(prefix="playground-early-"))

@@ -219,6 +219,16 @@ def test_exports_match_the_session_tables_downloads(tmp_path):
     assert [path.read_bytes() for path in new] == [path.read_bytes() for path in old]
 
 
+def test_the_session_tables_downloads_go_where_the_janitor_prunes():
+    """The page's CSV / JSON downloads are export folders of the data folder (pruned by the
+    retention janitor), not temp folders that outlive every restart."""
+    from playground.history.exports import exports_root
+    from playground.ui.results import export_files, record_dicts
+
+    csv_path, json_path = export_files(record_dicts([record()], "2026-12-02 07:00:00"))
+    assert csv_path.parent == json_path.parent and csv_path.parent.parent == exports_root()
+
+
 def test_each_export_gets_its_own_unguessable_folder(tmp_path):
     store = new_store(tmp_path)
     store.save_comparison([record()], owner=ALICE)

@@ -7,7 +7,9 @@ the fast check that the page renders what the engine streams. Marked ``browser``
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from test_app_browser import PANEL_STATES, PANEL_TEXTS, status, wait_for_status
@@ -53,6 +55,17 @@ def test_panels_stream_then_show_the_result(page) -> None:
     assert partial, f"no panel was ever seen mid-stream: {seen[-10:]}"
     # both done; the scripted words share nothing with the echo reference, so the judge may flag them
     assert all(state in ("done", "done: answer flagged") for state in page.evaluate(PANEL_STATES))
+
+
+def test_the_results_download_from_the_user_data_folder(page) -> None:
+    """After the run above: the JSON download holds its records. The exports live in the data
+    folder (outside the temp folder and the repository, as a user's is), which gradio serves only
+    because the app allows it."""
+    assert page.locator("#download-json").is_enabled()
+    with page.expect_download() as download:
+        page.locator("#download-json").click()
+    records = json.loads(Path(download.value.path()).read_text())
+    assert {row["backend"] for row in records} >= {"scripted", "echo"}, records
 
 
 def test_stop_ends_a_long_run_within_seconds(page) -> None:

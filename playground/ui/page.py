@@ -112,10 +112,15 @@ class Page:
         return [c for chart in self.charts for c in chart.components()]
 
 
+GRADIO_CACHE_CLEANUP = (15 * 60, 24 * 3600)  # (every, older than) seconds
+
+
 def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> Page:
     """Components only; ``wiring.wire`` attaches the handlers."""
     form: Form = {}
-    with gr.Blocks(title="AI PC LLM playground") as blocks:
+    # gradio serves a download from its own cache copy: those copies go after a day (checked every
+    # 15 minutes) and all at a restart, like the export folders the janitor prunes
+    with gr.Blocks(title="AI PC LLM playground", delete_cache=GRADIO_CACHE_CLEANUP) as blocks:
         gr.Markdown(
             "# AI PC LLM playground\n"
             "One prompt, several inference runtimes side by side: streamed text, time to first token, "

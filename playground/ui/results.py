@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import tempfile
 from pathlib import Path
 
 from playground.engine.records import RunRecord, metric_fields
+from playground.history.exports import write_exports
 
 Column = tuple[str, str, int | None]  # (column shown, record field, digits)
 # The table is for reading; downloads carry every field. Around the declared metrics: what the
@@ -75,15 +73,6 @@ def table_rows(rows: list[dict], record_type: type = RunRecord) -> list[list]:
 def export_files(
     rows: list[dict], folder: Path | None = None, record_type: type[RunRecord] = RunRecord
 ) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.json`` into a fresh temp folder gradio may serve."""
-    folder = folder or Path(tempfile.mkdtemp(prefix="playground-results-"))
-    fields = ["started_at", *record_type.field_names()]
-    csv_path = folder / "results.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:  # token ids as one space-separated cell
-            writer.writerow({**row, "token_ids": " ".join(map(str, row.get("token_ids") or []))})
-    json_path = folder / "results.json"
-    json_path.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
-    return csv_path, json_path
+    """``results.csv`` and ``results.json`` of the session's table, in a new unguessable export
+    folder of the user data folder (``history.exports``), which the app's janitor prunes."""
+    return write_exports(rows, folder, record_type=record_type)
