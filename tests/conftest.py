@@ -107,7 +107,7 @@ SESSION: Session | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Point history and exports at a temp folder (before the early boot's app inherits the
+    """Point history and exports at a private folder (before the early boot's app inherits the
     environment), then boot the fast layer's app and Chromium in the background (``early_boot``)."""
     from playground.history.location import DATA_DIR_ENV
 
@@ -120,11 +120,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ[DATA_DIR_ENV] = str(SESSION.data_dir)
     if early_boot.wanted(session.config.args, REPO_ROOT / "tests"):
         work = Path(tempfile.mkdtemp(prefix="playground-early-"))
-        env = scripted_app_env(dict(os.environ), work / "site")
+        environment = dict(os.environ)  # now: the tests' monkeypatching must not reach the app
         SESSION.boot = EarlyBoot.start(
             PLUGIN_EXAMPLE, work,
-            lambda _site: start_app(SCRIPTED_APP_ARGS, work / "cache", ARTIFACTS / "app-scripted.log",
-                                    base_env=env),
+            lambda site: start_app(SCRIPTED_APP_ARGS, work / "cache", ARTIFACTS / "app-scripted.log",
+                                   base_env=scripted_app_env(environment, site)),
             CHROMIUM if CHROMIUM.exists() else None, CHROMIUM_ARGS,
         )
 
@@ -152,8 +152,8 @@ def early(name: str) -> object | None:
 
 @pytest.fixture(scope="session", autouse=True)
 def private_data_dir() -> Path:
-    """The history and exports of every test (and of the apps and CLIs they start) go to a temp
-    folder, never into the user's own data folder (set in ``pytest_sessionstart``)."""
+    """The history and exports of every test (and of the apps and CLIs they start) go to a private
+    folder, removed at the end, never into the user's own data folder (``pytest_sessionstart``)."""
     assert SESSION is not None
     return SESSION.data_dir
 
@@ -245,8 +245,10 @@ def echo_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install_plugin(PLUGIN_EXAMPLE, tmp_path_factory.mktemp("echo-plugin"))
 
 
-def with_python_path(folder: Path) -> str:
-    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+def with_python_path(folder: Path, env: dict[str, str] | None = None) -> str:
+    """``folder`` first on ``PYTHONPATH`` (of ``env``, default this process's environment)."""
+    current = (os.environ if env is None else env).get("PYTHONPATH")
+    return os.pathsep.join(filter(None, [str(folder), current]))
 
 
 @pytest.fixture
@@ -284,7 +286,7 @@ def scripted_app_env(env: dict[str, str], plugin_site: Path) -> dict[str, str]:
     from playground.backends import ONLY_ENV
     from playground.backends.scripted_backend import ENABLE_ENV
 
-    python_path = os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")]))
+    python_path = with_python_path(plugin_site, env or None)  # an empty env: this process's PYTHONPATH
     return {**env, ENABLE_ENV: "1", ONLY_ENV: "scripted,echo", "PYTHONPATH": python_path}
 
 

@@ -206,26 +206,13 @@ def test_export_round_trips(tmp_path):
     assert set(read[0]) == {"comparison", "started_at", *RunRecord.field_names()}
 
 
-def test_exports_match_the_session_tables_downloads(tmp_path):
-    """``write_exports`` can replace ``ui.results.export_files`` byte for byte (only the folder moves)."""
-    from playground.history.exports import write_exports
-    from playground.ui.results import export_files, record_dicts
-
-    rows = record_dicts([record(text='a "b", c'), record("openvino-genai", error="x")], "2026-12-02 07:00:00")
-    (tmp_path / "old").mkdir()
-    old = export_files(rows, tmp_path / "old")
-    new = write_exports(rows)
-    assert [path.name for path in new] == [path.name for path in old]
-    assert [path.read_bytes() for path in new] == [path.read_bytes() for path in old]
-
-
 def test_the_session_tables_downloads_go_where_the_janitor_prunes():
     """The page's CSV / JSON downloads are export folders of the data folder (pruned by the
     retention janitor), not temp folders that outlive every restart."""
-    from playground.history.exports import exports_root
-    from playground.ui.results import export_files, record_dicts
+    from playground.history.exports import exports_root, write_exports
+    from playground.ui.results import record_dicts
 
-    csv_path, json_path = export_files(record_dicts([record()], "2026-12-02 07:00:00"))
+    csv_path, json_path = write_exports(record_dicts([record()], "2026-12-02 07:00:00"))
     assert csv_path.parent == json_path.parent and csv_path.parent.parent == exports_root()
 
 

@@ -45,10 +45,11 @@ from playground.engine.records import (
     metric,
     metric_fields,
 )
+from playground.history.exports import write_exports
 from playground.settings import GenerationSettings
 from playground.ui.live import LaneView
 from playground.ui.panels import badge, metrics_markdown
-from playground.ui.results import HEADERS, export_files, record_dicts, table_rows
+from playground.ui.results import HEADERS, record_dicts, table_rows
 
 LOADED = Loaded(device="CPU", precision="int4", device_note="int4 group 64", threads=1,
                 versions="openvino 2026.4; python 3.11", load_s=1.25, conversion_s=9.5,
@@ -243,7 +244,7 @@ def renderings(records: list[RunRecord], tmp_path: Path) -> tuple[list[str], lis
                                                                   str]:
     record_type = type(records[0])
     rows = record_dicts(records, "2026-12-02 01:00:00")
-    csv_path, json_path = export_files(rows, tmp_path, record_type=record_type)
+    csv_path, json_path = write_exports(rows, tmp_path, record_type=record_type)
     with csv_path.open(encoding="utf-8") as handle:
         csv_row = next(csv.DictReader(handle))
     from playground.ui.results import columns

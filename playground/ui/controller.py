@@ -16,6 +16,7 @@ import gradio as gr
 from playground.engine.parameters import RunParameters, SettingsError
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec
+from playground.history.exports import write_exports
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
 from playground.ui.form import AUTO, from_widgets, reference_choices
@@ -25,7 +26,7 @@ from playground.ui.live import LiveRun
 from playground.ui.monitoring import RunMonitor
 from playground.ui.options import AppOptions
 from playground.ui.page import Page
-from playground.ui.results import export_files, record_dicts, table_rows
+from playground.ui.results import record_dicts, table_rows
 from playground.ui.sessions import Sessions
 
 USER_ERRORS = (SettingsError, ModelNotFoundError)
@@ -115,7 +116,7 @@ class Controller:
             failure = f"**The comparison failed:** {type(exc).__name__}: {exc}"
         rows = previous + record_dicts(run.records, started_at)
         self.history.save(request, owner_token, run.records, run.started, run.comparison.request)
-        csv_path, json_path = export_files(rows)
+        csv_path, json_path = write_exports(rows)  # an export folder the janitor prunes
         yield {
             page.status: failure or frames.summary(run),
             page.table: table_rows(rows),

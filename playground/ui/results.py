@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playground.engine.records import RunRecord, metric_fields
-from playground.history.exports import write_exports
 
 Column = tuple[str, str, int | None]  # (column shown, record field, digits)
 # The table is for reading; downloads carry every field. Around the declared metrics: what the
@@ -68,11 +65,3 @@ def table_rows(rows: list[dict], record_type: type = RunRecord) -> list[list]:
             line.append("" if value is None else value)
         table.append(line)
     return table
-
-
-def export_files(
-    rows: list[dict], folder: Path | None = None, record_type: type[RunRecord] = RunRecord
-) -> tuple[Path, Path]:
-    """``results.csv`` and ``results.json`` of the session's table, in a new unguessable export
-    folder of the user data folder (``history.exports``), which the app's janitor prunes."""
-    return write_exports(rows, folder, record_type=record_type)
