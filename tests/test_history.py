@@ -586,5 +586,208 @@ def test_the_page_keeps_nothing_it_could_not_read_back_and_survives_a_broken_sto
     (tmp_path / "broken" / "history.sqlite3").write_bytes(b"this is not a database" * 100)
     view = HistoryView(trusted=True)
     assert view.save(None, None, [record], time.time(), None) is None
-    token, rows, note = view.listing(None, None)
+    token, rows, note, *_ = view.listing(None, None)
     assert rows is None and "cannot be used" in note and "file is not a database" in note
+    _, note, file = view.export_json(None, None, "", None, "", "")
+    assert "cannot be used" in note and file["visible"] is False
+    assert "cannot be" in view.delete_selected(None, None, "", None, "", "", "ab" * 16)[2]
+
+
+# -- the page's History section (its handlers against a real store) ------------------------------
+
+
+@dataclass
+class Listed:
+    """A listing handler's outputs, by name (``HistorySection.listed()`` after the token)."""
+
+    token: object
+    rows: object
+    note: str
+    backends: object
+    selectable: object
+    file: object
+
+    @property
+    def ids(self) -> list[str]:
+        return [value for _, value in self.selectable.choices]
+
+
+def two_browsers(tmp_path: Path):
+    """A shared page's view over a real store, and two browsers' (token, owner) on it."""
+    from playground.ui.history_view import HistoryView
+
+    store = new_store(tmp_path)
+    view = HistoryView(trusted=False, store=store)
+    browsers = []
+    for _ in range(2):
+        token = owners.new_token()
+        browsers.append((token, view.owner(None, token)[0]))
+    return store, view, browsers
+
+
+def seed(store: HistoryStore, owner: str) -> dict[str, str]:
+    """Three comparisons of ``owner`` on three days: name -> id."""
+    day = datetime(2026, 11, 20, 12, 0)
+    return {
+        "demo-t": store.save_comparison([record("transformers", "demo")], owner=owner, started_at=day),
+        "smol-to": store.save_comparison([record("transformers", "smollm2"),
+                                          record("openvino-genai", "smollm2")],
+                                         owner=owner, started_at=day + timedelta(days=1)),
+        "demo-o": store.save_comparison([record("onnxruntime-genai", "demo", run=1),
+                                         record("onnxruntime-genai", "demo", run=2)],
+                                        owner=owner, started_at=day + timedelta(days=2)),
+    }
+
+
+def test_the_history_view_lists_filters_and_shows_ids(tmp_path):
+    from playground.ui.history_view import ANY_BACKEND, SHORT_ID
+
+    store, view, [(mine, me), (theirs, them)] = two_browsers(tmp_path)
+    ids = seed(store, me)
+    other = store.save_comparison([record("transformers", "demo")], owner=them)
+
+    def listing(model="", backend=ANY_BACKEND, since="", until="", token=mine) -> Listed:
+        return Listed(*view.listing(None, token, model, backend, since, until))
+
+    every = listing()
+    assert every.token == mine and every.note == "3 comparison(s) kept for this browser."
+    assert every.ids == [ids["demo-o"], ids["smol-to"], ids["demo-t"]] and other not in every.ids
+    assert [row[0] for row in every.rows] == [i[:SHORT_ID] for i in every.ids]  # the short id leads
+    assert every.rows[0][1:] == ["2026-11-22 12:00:00", "demo", "onnxruntime-genai:cpu:fp32", 2, 0, "app"]
+    labels = [label for label, _ in every.selectable.choices]
+    assert labels[0] == f"{ids['demo-o'][:SHORT_ID]} · 2026-11-22 12:00:00 · demo"
+    assert every.selectable.value is None  # nothing is picked for the user
+    assert every.backends.choices == [(name, name) for name in
+                                      (ANY_BACKEND, "onnxruntime-genai", "openvino-genai", "transformers")]
+    assert every.file == {"__type__": "update", "value": None, "visible": False}
+    assert listing(model="demo").ids == [ids["demo-o"], ids["demo-t"]]
+    assert "matching the filters" in listing(model="demo").note
+    assert listing(backend="transformers").ids == [ids["smol-to"], ids["demo-t"]]
+    assert listing(backend=None).ids == every.ids  # a cleared dropdown: any backend
+    assert listing(model="demo", backend="transformers").ids == [ids["demo-t"]]
+    assert listing(since="2026-11-21").ids == [ids["demo-o"], ids["smol-to"]]
+    assert listing(until="2026-11-21").ids == [ids["smol-to"], ids["demo-t"]]  # that day included
+    assert listing(since=" 2026-11-21 ", until="2026-11-21").ids == [ids["smol-to"]]
+    nothing = listing(model="missing")
+    assert nothing.rows is None and nothing.ids == []
+    assert nothing.note.startswith("No comparisons kept for this browser match the filters.")
+    assert "`demo`, `smollm2`" in nothing.note and "`transformers`" in nothing.note
+    # the other browser sees its own one only, and the choices of its own backends
+    theirs_listed = listing(token=theirs)
+    assert theirs_listed.ids == [other] and theirs_listed.backends.choices[1:] == [("transformers",) * 2]
+    # a page with no token yet gets a fresh one and an empty list
+    fresh = listing(token=None)
+    assert owners.valid_token(fresh.token) and fresh.token not in (mine, theirs) and fresh.ids == []
+    assert fresh.note == "No comparisons kept yet for this browser."
+
+
+def test_the_history_view_answers_bad_filters_with_a_message(tmp_path):
+    from playground.ui.history_view import ANY_BACKEND
+
+    store, view, [(mine, me), _] = two_browsers(tmp_path)
+    seed(store, me)
+    skip = {"__type__": "update"}
+    for since, until, expected in [("yesterday", "", "start date 'yesterday' is not a date"),
+                                   ("", "2026-13-01", "end date '2026-13-01' is not a date"),
+                                   ("2026-11-22", "2026-11-20", "ends before it starts"),
+                                   ("2" * 100_000, "", "start date is not a date")]:
+        listed = Listed(*view.listing(None, mine, "", ANY_BACKEND, since, until))
+        assert expected in listed.note and listed.note.endswith("The list is unchanged."), listed.note
+        assert listed.rows == listed.backends == listed.selectable == listed.file == skip  # nothing changed
+        _, note, file = view.export_csv(None, mine, "", ANY_BACKEND, since, until)
+        assert expected in note and file["visible"] is False
+    for model, backend, expected in [("m" * 5_000_000, ANY_BACKEND, f"at most {MAX_FILTER_CHARS}"),
+                                     ("demo", ["transformers"], "must be text"),
+                                     (12, ANY_BACKEND, "must be text")]:
+        assert expected in view.listing(None, mine, model, backend, "", "")[2]
+    # a deletion still happens (and says so) when the filters it relists with are malformed
+    gone = store.comparisons(me)[0].id
+    listed = Listed(*view.delete_selected(None, mine, "", ANY_BACKEND, "nope", "", gone))
+    assert listed.note.startswith(f"Deleted comparison {gone[:8]}.") and "not a date" in listed.note
+    assert store.count(me) == 2
+
+
+def test_delete_selected_deletes_only_the_owners_own(tmp_path):
+    from playground.ui.history_view import ANY_BACKEND
+
+    store, view, [(mine, me), (theirs, them)] = two_browsers(tmp_path)
+    ids = seed(store, me)
+    their_ids = seed(store, them)
+
+    def delete(selected, token=mine, model="") -> Listed:
+        return Listed(*view.delete_selected(None, token, model, ANY_BACKEND, "", "", selected))
+
+    # a forged id (another browser's comparison, posted by hand): nothing of theirs, nor of mine, goes
+    for forged in (their_ids["demo-t"], their_ids["demo-t"].upper(), their_ids["demo-t"][:8], "' OR 1=1 --",
+                   "%", "f" * 1_000_000):
+        listed = delete(forged)
+        assert listed.note.startswith("Nothing was deleted: no comparison"), listed.note
+        assert "OR 1=1" not in listed.note and len(listed.note) < 300  # what was sent is not echoed
+        assert store.count(me) == 3 and store.count(them) == 3
+    # the other browser naming mine, by its id from its own page: nothing of mine goes either
+    assert delete(ids["demo-t"], token=theirs).note.startswith("Nothing was deleted: no comparison")
+    assert store.count(me) == 3 and store.count(them) == 3
+    for malformed in (12, ["x"], {"id": ids["demo-t"]}):
+        assert delete(malformed).note == "Nothing was deleted: A comparison id must be text."
+    for empty in (None, "", "   "):
+        listed = delete(empty)
+        assert listed.note == "Pick a comparison in the list first, then delete it."
+        assert listed.rows == {"__type__": "update"}
+    assert store.count(me) == 3 and store.count(them) == 3
+    # my own: deleted, and the list (with its filters) comes back without it
+    listed = delete(ids["smol-to"], model="smollm2")
+    assert listed.note == (f"Deleted comparison {ids['smol-to'][:8]}. "
+                           "No comparisons kept for this browser match the filters. Models kept: `demo`; "
+                           "backends: `onnxruntime-genai`, `transformers`.")
+    assert listed.rows is None and listed.ids == []
+    listed = delete(f" {ids['demo-t']} ")
+    assert listed.note == f"Deleted comparison {ids['demo-t'][:8]}. 1 comparison(s) kept for this browser."
+    assert listed.ids == [ids["demo-o"]] and listed.selectable.value is None
+    again = delete(ids["demo-t"]).note
+    assert again.startswith(f"Nothing was deleted: no comparison {ids['demo-t'][:8]} is kept")
+    assert [s.id for s in store.comparisons(them)] == [their_ids[n] for n in ("demo-o", "smol-to", "demo-t")]
+    # "Delete my history" takes the rest of mine, whatever the filters, and nothing of theirs
+    listed = Listed(*view.delete(None, mine, "smollm2", ANY_BACKEND, "", ""))
+    assert listed.note.startswith("Deleted 1 comparison(s). ") and store.count(me) == 0
+    assert store.count(them) == 3
+
+
+def test_the_history_view_exports_what_the_filters_match(tmp_path):
+    from playground.ui.history_view import ANY_BACKEND, SHOWN
+
+    store, view, [(mine, me), (theirs, them)] = two_browsers(tmp_path)
+    ids = seed(store, me)
+    seed(store, them)
+    token, note, file = view.export_json(None, mine, "", "transformers", "", "")
+    assert token == mine and file["visible"] is True
+    path = Path(file["value"])
+    assert path.name == "history.json" and path.parent.parent == exports_root()  # the janitor prunes it
+    exported = json.loads(path.read_text(encoding="utf-8"))
+    assert exported == store.rows(me, HistoryFilter(backend="transformers"))
+    assert [(row["comparison"], row["backend"], row["model"]) for row in exported] == [
+        (ids["smol-to"], "transformers", "smollm2"), (ids["demo-t"], "transformers", "demo")]
+    assert note == ("Exported 2 record(s) of 2 comparison(s) matching the filters as JSON: "
+                    "download it below.")
+    _, note, file = view.export_csv(None, mine, "demo", ANY_BACKEND, "2026-11-21", "")
+    path = Path(file["value"])
+    assert path.name == "history.csv" and path.parent.parent == exports_root()
+    with path.open(newline="", encoding="utf-8") as handle:
+        read = list(csv.DictReader(handle))
+    assert [(row["comparison"], row["run"]) for row in read] == [(ids["demo-o"], "1"), (ids["demo-o"], "2")]
+    assert read[0]["started_at"] == "2026-11-22 12:00:00" and read[0]["token_ids"] == "1 2 3"
+    assert "2 record(s) of 1 comparison(s)" in note
+    _, note, file = view.export_json(None, mine, "missing", ANY_BACKEND, "", "")
+    assert note == "No records match the filters: nothing to export." and file["visible"] is False
+    _, _, file = view.export_json(None, theirs, "", "transformers", "", "")  # theirs are theirs alone
+    assert {row["comparison"] for row in json.loads(Path(file["value"]).read_text())} \
+        == {s.id for s in store.comparisons(them, HistoryFilter(backend="transformers"))}
+    _, note, file = view.export_json(None, owners.new_token(), "", ANY_BACKEND, "", "")  # a new browser
+    assert "nothing to export" in note and file["visible"] is False
+    # every matched comparison is exported, not only the listed newest ones
+    for n in range(SHOWN + 2):
+        store.save_comparison([record(run=n)], owner=me, started_at=1_800_000_000 + n)
+    listed = Listed(*view.listing(None, mine, "", ANY_BACKEND, "", ""))
+    assert len(listed.rows) == len(listed.ids) == SHOWN
+    assert listed.note.startswith(f"The newest {SHOWN} comparison(s) kept for this browser are listed; more")
+    _, note, file = view.export_json(None, mine, "", ANY_BACKEND, "", "")
+    assert len({row["comparison"] for row in json.loads(Path(file["value"]).read_text())}) == SHOWN + 5

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 MAX_FILTER_CHARS = 500
+MAX_TIME_CHARS = 40  # the longest date / time text parsed (YYYY-MM-DD HH:MM:SS.ffffff+HH:MM fits)
 
 
 class HistoryError(ValueError):
@@ -36,7 +37,7 @@ def parse_time(value: object, what: str, end_of_day: bool = False) -> float | No
         return (day + timedelta(days=1) if end_of_day else day).timestamp()
     if isinstance(value, str):
         text = value.strip()
-        if len(text) > 40:
+        if len(text) > MAX_TIME_CHARS:
             raise HistoryError(f"The {what} is not a date (YYYY-MM-DD).")
         try:
             parsed = datetime.fromisoformat(text)
