@@ -15,6 +15,7 @@ DEFAULT_PORT = 7860
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from playground.engine.policy import DEFAULT_MAX_QUEUE, UNTRUSTED_MAX_TOKENS  # light: no gradio
+    from playground.engine.quotas import DEFAULT_MAX_JOBS_PER_CLIENT, DEFAULT_MAX_TOKENS_PER_CLIENT_HOUR
 
     parser = argparse.ArgumentParser(
         description="Compare LLM inference runtimes side by side in the browser.",
@@ -29,7 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also open a temporary public gradio.live link (needs internet); page "
                              "users then cannot pick local folders or download models")
     parser.add_argument("--auth", metavar="USER:PASSWORD",
-                        help="require this login on the page (strongly advised with --share)")
+                        help="require this login on the page (with --share and no --auth, a login is "
+                             "generated and printed)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="share without any login: anyone with the link can run prompts here")
     parser.add_argument("--model", default=None,
                         help="model preselected on the page and always allowed: 'smollm2' (default when "
                              "set up), 'demo' (default otherwise), a Hugging Face hub id, or a local "
@@ -50,15 +54,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
                         help=f"comparisons that may wait their turn, all users together (default "
                              f"{DEFAULT_MAX_QUEUE}); more are refused with a message")
+    parser.add_argument("--max-jobs-per-client", type=int, default=DEFAULT_MAX_JOBS_PER_CLIENT, metavar="N",
+                        help="on a shared, network or --public page: comparisons one user (login, else "
+                             "address) may have running or waiting at once (default "
+                             f"{DEFAULT_MAX_JOBS_PER_CLIENT}, 0 = no limit)")
+    parser.add_argument("--max-tokens-per-client-hour", type=int, default=DEFAULT_MAX_TOKENS_PER_CLIENT_HOUR,
+                        metavar="N",
+                        help="on a shared, network or --public page: tokens one user may ask for per "
+                             "hour, counted like --max-tokens-per-request (default "
+                             f"{DEFAULT_MAX_TOKENS_PER_CLIENT_HOUR:,}, 0 = no limit)")
     args = parser.parse_args(argv)
     if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
         parser.error("--auth must be USER:PASSWORD")
+    if args.no_auth and args.auth:
+        parser.error("--no-auth and --auth contradict each other")
     if not 1 <= args.port <= 65535:
         parser.error("--port must be 1-65535")
     if args.max_tokens_per_request < 0:
         parser.error("--max-tokens-per-request must be 0 (no limit) or more")
     if args.max_queue < 1:
         parser.error("--max-queue must be 1 or more")
+    if args.max_jobs_per_client < 0 or args.max_tokens_per_client_hour < 0:
+        parser.error("--max-jobs-per-client and --max-tokens-per-client-hour must be 0 (no limit) or more")
     return args
 
 
@@ -89,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playground.engine.records import parse_backend_specs
     from playground.ui import CSS, AppOptions, build_app
+    from playground.ui.options import share_login
 
     backends = (args.backends,) if args.backends.strip() else ()  # parsed by parse_backend_specs only
     try:
@@ -96,12 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: --backends: {exc}", file=sys.stderr)
         return 2
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    given = tuple(args.auth.split(":", 1)) if args.auth else None
+    auth = share_login(args.share, given, args.no_auth)  # type: ignore[arg-type]
     options = AppOptions(
         host=args.host, port=args.port, share=args.share, auth=auth, model=args.model,
         backends=backends, allow_downloads=args.allow_downloads,
         launch_models=(args.model,), public=args.public,
         max_tokens_per_request=args.max_tokens_per_request, max_queue=args.max_queue,
+        max_jobs_per_client=args.max_jobs_per_client,
+        max_tokens_per_client_hour=args.max_tokens_per_client_hour,
     )
     print(f"Log: {log_path}", flush=True)
     print("Probing backends (each in its own process)…", flush=True)
@@ -119,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         print(launch_note, flush=True)
     if args.share and not auth:
         bar = "!" * 78
-        print(f"\n{bar}\n!! WARNING: sharing WITHOUT --auth: anyone with the link can run prompts on "
-              f"this machine.\n!! Add --auth USER:PASSWORD to require a login.\n{bar}\n", flush=True)
+        print(f"\n{bar}\n!! WARNING: sharing WITHOUT a login (--no-auth): anyone with the link can run "
+              f"prompts on this machine.\n!! Drop --no-auth for a generated login, or add --auth "
+              f"USER:PASSWORD.\n{bar}\n", flush=True)
+    elif args.share and given is None:
+        print(f"Shared page login (generated; pass --auth USER:PASSWORD to choose one, or --no-auth for "
+              f"none): user {auth[0]}  password {auth[1]}", flush=True)
     if options.untrusted:
         limit = options.policy.max_tokens_per_request
         print("Untrusted page: local model folders are refused"
@@ -128,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
               + f"; --model {args.model!r} stays allowed; at most "
               + (f"{limit:,} generated tokens" if limit else "unlimited work")
               + " per comparison (--max-tokens-per-request).", flush=True)
+        quota = options.client_quota()
+        if quota is not None:
+            jobs = f"{quota.max_jobs} comparison(s) at a time" if quota.max_jobs else "any number at a time"
+            tokens = f"{quota.max_tokens:,} tokens an hour" if quota.max_tokens else "unlimited tokens"
+            print(f"Each user (login, else address): {jobs} (--max-jobs-per-client), {tokens} "
+                  "(--max-tokens-per-client-hour).", flush=True)
 
     import gradio as gr
     from starlette.middleware import Middleware
@@ -137,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     from playground.ui.request_guard import EventCallGuard
     from playground.ui.server_tuning import quiet_queue
 
-    app = build_app(options, probes)
+    quota = options.client_quota()  # one per app: the middleware counts jobs, the engine path tokens
+    app = build_app(options, probes, quota)
     app.launch(
         server_name=args.host, server_port=args.port, share=args.share,
         auth=LoginThrottle({auth[0]: auth[1]}) if auth else None,  # failed logins slow the next ones
-        app_kwargs={"middleware": [Middleware(EventCallGuard, blocks=app)]},  # 4xx, not 500s
+        app_kwargs={"middleware": [Middleware(EventCallGuard, blocks=app, quota=quota,  # 4xx, not 500s
+                                                       behind_proxy=args.public)]},
         allowed_paths=[str(exports_root())],  # the page's downloads live in the user data folder
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )

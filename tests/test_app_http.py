@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -115,6 +116,13 @@ def shared_server(app_model: str, launch_app):
     server.stop()  # free the memory before the browser tests
 
 
+def generated_login(server) -> tuple[str, str]:
+    """The login ``--share`` without ``--auth`` generated and printed."""
+    found = re.search(r"Shared page login \(generated.*?\): user (\S+)  password (\S+)", server.log())
+    assert found, server.log()[-2000:]
+    return found.group(1), found.group(2)
+
+
 @pytest.mark.slow
 def test_share_failure_is_reported_and_the_app_keeps_serving(shared_server) -> None:
     deadline = time.monotonic() + 60
@@ -123,13 +131,16 @@ def test_share_failure_is_reported_and_the_app_keeps_serving(shared_server) -> N
     log = shared_server.log()
     assert "SHARE LINK FAILED" in log, log
     assert "Still serving locally" in log
-    assert "anyone with the link can run prompts" in log
+    user, password = generated_login(shared_server)  # a public link never opens without a login
+    assert user == "playground" and len(password) >= 16
     assert shared_server.proc.poll() is None and shared_server.serving()
+    with pytest.raises(Exception, match=r"(?i)login|credentials|401|auth"):
+        Client(shared_server.url, verbose=False)
 
 
 @pytest.mark.slow
 def test_shared_page_refuses_local_folders_and_downloads(shared_server) -> None:
-    client = Client(shared_server.url, verbose=False)
+    client = Client(shared_server.url, auth=generated_login(shared_server), verbose=False)
     local = compare(client, prompt=PROMPT, model=str(REPO_ROOT / "tests"))
     assert "Local model folders can only be chosen by whoever started the app" in local["error"]
     hub = compare(client, prompt=PROMPT, model="no-such-org/no-such-model")

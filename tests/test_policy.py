@@ -9,9 +9,10 @@ import app
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.parameters import SettingsError
 from playground.engine.policy import DEFAULT_MAX_QUEUE, UNTRUSTED_MAX_TOKENS, Policy, work_tokens
+from playground.engine.quotas import DEFAULT_MAX_JOBS_PER_CLIENT, DEFAULT_MAX_TOKENS_PER_CLIENT_HOUR
 from playground.engine.records import BackendSpec
 from playground.settings import GenerationSettings
-from playground.ui.options import AppOptions
+from playground.ui.options import SHARE_USER, AppOptions, share_login
 
 
 def request(lanes: int, warmup: int, runs: int, tokens: int, prompts: int = 1) -> ComparisonRequest:
@@ -73,3 +74,29 @@ def test_launch_options_for_trust_and_limits() -> None:
     for bad in (["--max-queue", "0"], ["--max-tokens-per-request", "-1"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
+
+
+def test_a_shared_link_without_auth_gets_a_generated_login_unless_the_owner_says_no_auth() -> None:
+    generated = share_login(share=True, auth=None, no_auth=False)
+    assert generated is not None and generated[0] == SHARE_USER and len(generated[1]) >= 16
+    assert share_login(share=True, auth=None, no_auth=False) != generated  # a new secret each start
+    assert share_login(share=True, auth=("me", "pw"), no_auth=False) == ("me", "pw")
+    assert share_login(share=True, auth=None, no_auth=True) is None  # said explicitly
+    assert share_login(share=False, auth=None, no_auth=False) is None  # the owner's loopback page
+    assert app.parse_args(["--share", "--no-auth"]).no_auth
+    with pytest.raises(SystemExit):
+        app.parse_args(["--no-auth", "--auth", "a:b"])
+
+
+def test_per_client_quotas_are_launch_options_of_untrusted_pages_only() -> None:
+    args = app.parse_args(["--max-jobs-per-client", "3", "--max-tokens-per-client-hour", "500"])
+    assert args.max_jobs_per_client == 3 and args.max_tokens_per_client_hour == 500
+    defaults = app.parse_args([])
+    assert defaults.max_jobs_per_client == DEFAULT_MAX_JOBS_PER_CLIENT
+    assert defaults.max_tokens_per_client_hour == DEFAULT_MAX_TOKENS_PER_CLIENT_HOUR
+    with pytest.raises(SystemExit):
+        app.parse_args(["--max-jobs-per-client", "-1"])
+    assert AppOptions().client_quota() is None  # the owner's loopback page has none
+    quota = AppOptions(public=True, max_jobs_per_client=3, max_tokens_per_client_hour=0).client_quota()
+    assert quota is not None and quota.max_jobs == 3 and quota.max_tokens is None
+    assert AppOptions(share=True, max_jobs_per_client=0, max_tokens_per_client_hour=0).client_quota() is None

@@ -28,8 +28,59 @@ def public_app(echo_plugin, launch_app: Callable[[list[str], str], AppServer]) -
         for name, value in scripted_app_env({}, echo_plugin).items():
             patch.setenv(name, value)
         return launch_app(["--model", "demo", "--backends", "scripted,echo", "--public",
-                           "--max-tokens-per-request", "1000", "--max-queue", "1", "--auth", ":".join(LOGIN)],
+                           "--max-tokens-per-request", "1000", "--max-queue", "1", "--auth", ":".join(LOGIN),
+                           # the per-client quotas are tested on their own app (quota_app)
+                           "--max-jobs-per-client", "0", "--max-tokens-per-client-hour", "0"],
                           "app-public.log")
+
+
+@pytest.fixture(scope="module")
+def quota_app(echo_plugin, launch_app: Callable[[list[str], str], AppServer]) -> AppServer:
+    """Behind a (pretend) reverse proxy: every client is 127.0.0.1, told apart by the hop the
+    proxy adds to ``X-Forwarded-For``."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in scripted_app_env({}, echo_plugin).items():
+            patch.setenv(name, value)
+        return launch_app(["--model", "demo", "--backends", "scripted", "--public",
+                           "--max-jobs-per-client", "1", "--max-tokens-per-client-hour", "2000"],
+                          "app-quota.log")
+
+
+def via_proxy(app: AppServer, address: str) -> Client:
+    return Client(app.url, headers={"X-Forwarded-For": f"203.0.113.9, {address}"}, verbose=False)
+
+
+def test_one_client_cannot_hold_more_than_its_jobs_and_others_still_get_theirs(quota_app: AppServer) -> None:
+    log = quota_app.log()
+    assert "Each user (login, else address): 1 comparison(s) at a time" in log, log[-2000:]
+    first, second = via_proxy(quota_app, "198.51.100.1"), via_proxy(quota_app, "198.51.100.2")
+    long = {"prompt": "tokens=300 delay=0.01", "backends": "scripted", "max_new_tokens": 300,
+            "stop_at_eos": False, "warmup": 0, "runs": 1}
+    running = first.submit(api_name="/compare", **long)
+    time.sleep(1.0)
+    started = time.monotonic()
+    with pytest.raises(Exception) as refused:
+        first.predict(api_name="/compare", **long)
+    took = time.monotonic() - started
+    response = getattr(refused.value, "response", None)  # gradio_client raises the HTTP status
+    assert response is not None and response.status_code == 429, refused.value
+    detail = response.json()["detail"]
+    print(f"\nsame client, second comparison while its first runs: 429 in {took:.2f} s: {detail}")
+    assert "1 per user at a time" in detail and "--max-jobs-per-client" in detail, detail
+    other = second.submit(api_name="/compare", **long)  # another client waits its turn and runs
+    assert running.result(timeout=60)["ok"] and other.result(timeout=60)["ok"]
+
+
+def test_work_per_hour_is_counted_per_client(quota_app: AppServer) -> None:
+    client = via_proxy(quota_app, "198.51.100.3")
+    small = {"prompt": "tokens=3", "backends": "scripted", "max_new_tokens": 600, "warmup": 0, "runs": 1}
+    for _ in range(3):  # 3 x 600 of the 2,000 an hour
+        assert client.predict(api_name="/compare", **small)["ok"]
+    refused = client.predict(api_name="/compare", **small)
+    print(f"\nfourth comparison of 600 tokens with 2,000 an hour: {refused['error']}")
+    assert not refused["ok"] and "2,000 per hour" in refused["error"], refused
+    assert "--max-tokens-per-client-hour" in refused["error"]
+    assert via_proxy(quota_app, "198.51.100.4").predict(api_name="/compare", **small)["ok"]  # another client
 
 
 def test_the_public_page_says_it_is_untrusted_and_its_limit(public_app: AppServer) -> None:

@@ -8,6 +8,9 @@ The real-runtime versions are in ``test_app_http.py`` (slow).
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
 import time
 
 import pytest
@@ -95,3 +98,31 @@ def test_a_cancelled_compare_frees_the_machine_within_two_seconds(client: Client
     print(f"\ncancelled a 27 s /compare after 1 s: the next call was done {took:.2f} s after the cancel")
     assert after["ok"] and not after["records"][0]["stopped"], after
     assert took <= 2.0 + 1.0  # the machine freed within 2 s, plus the next call's own ~0.5 s
+
+
+def test_a_caller_who_just_drops_the_connection_frees_the_machine(scripted_app: AppServer,
+                                                                 client: Client) -> None:
+    """Raw HTTP, as a script or a closed laptop would: start a 27 s /compare, read its stream for
+    a second, then close the socket without any cancel. Gradio sees the stream end; the comparison
+    must end with it, so the next caller is served at once (not after 27 s, nor refused)."""
+    from playground.ui.api import compare_signature
+
+    values = {name: p.default for name, p in compare_signature().parameters.items()}
+    values.update(prompt="tokens=900 delay=0.03", backends="scripted", max_new_tokens=900, stop_at_eos=False)
+    host, port = scripted_app.url.split("//", 1)[1].rstrip("/").split(":")
+    joined = http.client.HTTPConnection(host, int(port), timeout=10)
+    joined.request("POST", "/gradio_api/call/compare", body=json.dumps({"data": list(values.values())}),
+                   headers={"content-type": "application/json"})
+    event_id = json.loads(joined.getresponse().read())["event_id"]
+    stream = socket.create_connection((host, int(port)), timeout=10)
+    stream.sendall(f"GET /gradio_api/call/compare/{event_id} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    time.sleep(1.0)  # its worker is started and generating
+    assert stream.recv(65536).startswith(b"HTTP/1.1 200"), "the stream did not open"
+    dropped = time.monotonic()
+    stream.shutdown(socket.SHUT_RDWR)
+    stream.close()
+    after = compare(client, "tokens=5", "scripted", stop_at_eos=False)
+    took = time.monotonic() - dropped
+    print(f"\ndropped a 27 s /compare's connection after 1 s: the next call was done {took:.2f} s later")
+    assert after["ok"] and not after["records"][0]["stopped"], after
+    assert took <= 2.0 + 1.0  # freed within 2 s, plus the next call's own ~0.5 s

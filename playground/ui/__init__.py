@@ -12,6 +12,7 @@ import gradio as gr  # noqa: E402
 import psutil  # noqa: E402
 
 from playground.backends.base import BackendProbe  # noqa: E402
+from playground.engine.quotas import ClientQuota  # noqa: E402
 from playground.ui.backend_picker import build_rows  # noqa: E402
 from playground.ui.controller import Controller  # noqa: E402
 from playground.ui.monitoring import RunMonitor  # noqa: E402
@@ -29,10 +30,12 @@ def machine_summary(probes: dict[str, BackendProbe]) -> str:
             f"{usable} of {len(probes)} backends usable here.")
 
 
-def build_app(options: AppOptions, probes: dict[str, BackendProbe]) -> gr.Blocks:
+def build_app(options: AppOptions, probes: dict[str, BackendProbe],
+              quota: ClientQuota | None = None) -> gr.Blocks:
+    """``quota``: the per-client limits, shared with the app's request guard (None: none)."""
     rows = build_rows(probes, options.backends)
     page = build_layout(options, rows, machine_summary(probes))
-    controller = Controller(options, rows, RunMonitor())
+    controller = Controller(options, rows, RunMonitor(), quota)
     with page.blocks:
         wire(controller, page)
     page.blocks.queue(default_concurrency_limit=1, max_size=options.max_queue)  # bounded: refused past it

@@ -14,9 +14,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import gradio as gr
+
 from playground.engine import parameters
 from playground.engine.records import parse_backend_specs
 from playground.ui.controller import USER_ERRORS, Controller
+
+CALLER_CHECK_S = 0.25  # how often a running /compare asks whether its caller is still there
 
 
 def compare_signature() -> inspect.Signature:
@@ -31,6 +35,14 @@ def compare_signature() -> inspect.Signature:
     return inspect.Signature(params, return_annotation=dict)
 
 
+def with_request(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` plus a ``request: gr.Request``, which gradio fills itself (it is no API
+    input): who asks, for the per-client quotas."""
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request)
+    return signature.replace(parameters=[*signature.parameters.values(), request])
+
+
 def _doc() -> str:
     lines = ["Run one comparison to the end; returns {ok, error, records} (one RunRecord per backend and "
              "run, with its answer agreement against the ``reference`` lane).", "", "Parameters:"]
@@ -42,7 +54,7 @@ def _doc() -> str:
 
 
 def compare_api(controller: Controller) -> Callable[..., Awaitable[dict]]:
-    signature = compare_signature()
+    signature = with_request(compare_signature())
 
     async def compare(*args: Any, **kwargs: Any) -> dict:
         try:
@@ -50,16 +62,22 @@ def compare_api(controller: Controller) -> Callable[..., Awaitable[dict]]:
         except TypeError as exc:  # an unknown or missing parameter
             return {"ok": False, "error": str(exc), "records": []}
         bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        request = arguments.pop("request", None)
+        client = controller.client(request)
         try:
-            params = parameters.RunParameters.parse(dict(bound.arguments))
+            params = parameters.RunParameters.parse(arguments)
             specs = (parse_backend_specs(params.backends) if params.backends.strip()
                      else controller.default_specs())
-            run = await asyncio.to_thread(controller.start, params, specs)  # may resolve a model
+            # may resolve (even download) a model: off the event loop
+            run = await asyncio.to_thread(controller.start, params, specs, False, client)
         except (*USER_ERRORS, ValueError) as exc:
             return {"ok": False, "error": str(exc), "records": []}
         controller.monitor.run_started()
+        session = getattr(request, "session_hash", None)
         try:
-            records = await asyncio.to_thread(run.run_to_end)
+            records = await until_caller_leaves(asyncio.to_thread(run.run_to_end),
+                                                lambda: controller.caller_gone(session, "compare"))
         except asyncio.CancelledError:  # the caller cancelled or went away: free the machine now
             run.comparison.cancel(wait=False)
             raise
@@ -75,6 +93,22 @@ def compare_api(controller: Controller) -> Callable[..., Awaitable[dict]]:
                                "return": dict}
     compare.__doc__ = _doc()
     return compare
+
+
+async def until_caller_leaves(work: Awaitable[Any], gone: Callable[[], bool]) -> Any:
+    """``await work``, cancelled (CancelledError) once ``gone()``: a caller whose stream just
+    dropped is seen only as gradio's not-``alive`` mark on its job, never as a cancellation."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CALLER_CHECK_S)
+            if done:
+                return task.result()
+            if gone():
+                raise asyncio.CancelledError("the caller went away")
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 def backends_api(controller: Controller) -> Callable[[], list]:

@@ -14,13 +14,17 @@ from typing import Any
 import gradio as gr
 
 from playground.engine.parameters import RunParameters, SettingsError
+from playground.engine.policy import work_tokens
 from playground.engine.pool import WorkerPool
+from playground.engine.quotas import ClientQuota
 from playground.engine.records import BackendSpec
 from playground.history.exports import write_exports
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
+from playground.ui.client_limits import client_of
 from playground.ui.form import AUTO, from_widgets, reference_choices
 from playground.ui.frames import FAIR_FIRST_FRAME_S, PAGE_DRAW_S, PAGE_SETTLE_S, Frames, update_interval
+from playground.ui.gradio_queue import caller_gone
 from playground.ui.history_view import HistoryView
 from playground.ui.live import LiveRun
 from playground.ui.monitoring import RunMonitor
@@ -35,8 +39,10 @@ USER_ERRORS = (SettingsError, ModelNotFoundError)
 class Controller:
     """Holds what outlives one event: options, the probe rows, live runs per session, the monitor."""
 
-    def __init__(self, options: AppOptions, rows: list[BackendRow], monitor: RunMonitor) -> None:
+    def __init__(self, options: AppOptions, rows: list[BackendRow], monitor: RunMonitor,
+                 quota: ClientQuota | None = None) -> None:
         self.options = options
+        self.quota = quota  # per-client limits of an untrusted page (engine.quotas)
         # Loaded workers of the last selection stay up, so the next prompt skips loading.
         self.pool = WorkerPool()
         atexit.register(self.pool.close_all)
@@ -55,15 +61,19 @@ class Controller:
         """The page's preselected lanes (what ``--backends`` or the probe chose)."""
         return [row.spec(row.device, row.precision) for row in self.rows if row.selected]
 
-    def start(self, params: RunParameters, specs: list[BackendSpec], page_attached: bool = False) -> LiveRun:
-        """Check the policy, resolve the model, create the comparison; raises USER_ERRORS with the
-        message to show. ``page_attached``: a browser page streams this run (the records say so)."""
+    def start(self, params: RunParameters, specs: list[BackendSpec], page_attached: bool = False,
+              client: str | None = None) -> LiveRun:
+        """Check the policy, resolve the model, charge ``client``'s quota, create the comparison;
+        raises USER_ERRORS with the message to show. ``page_attached``: a browser page streams
+        this run (the records say so)."""
         model_name = params.model.strip() or self.options.model
         request = params.to_request(specs, page_attached=page_attached,
                                     settle_s=PAGE_SETTLE_S if page_attached else 0.0)
         self.options.policy.check_work(request)  # before the model is resolved: that may download
         model, request.allow_local_paths = self.options.policy.admit(model_name, specs)
         request.model = model_name
+        if self.quota is not None and client is not None:
+            self.quota.charge(client, work_tokens(request))
         return LiveRun(request, on_worker=self.monitor.on_worker, pool=self.pool, model=model)
 
     def measured(self, run: LiveRun) -> Iterator[None]:
@@ -88,7 +98,7 @@ class Controller:
             model_name = params.model.strip() or self.options.model
             if needs_download(model_name):  # can take minutes: say so before it starts
                 yield {page.status: f"Downloading {model_name!r} from the Hugging Face hub…"}
-            run = self.start(params, specs, page_attached=True)
+            run = self.start(params, specs, page_attached=True, client=self.client(request))
         except USER_ERRORS as exc:
             yield {page.status: f"**Cannot run:** {exc}"}
             return
@@ -124,6 +134,16 @@ class Controller:
             page.csv: gr.DownloadButton(value=str(csv_path), interactive=True),
             page.json: gr.DownloadButton(value=str(json_path), interactive=True),
         }
+
+    def client(self, request: gr.Request | None) -> str | None:
+        """The quota key of a page or API request (its login, else its address)."""
+        if request is None:
+            return None
+        return client_of(getattr(request, "username", None), request, behind_proxy=self.options.public)
+
+    def caller_gone(self, session_hash: str | None, api_name: str) -> bool:
+        """The caller of a running API call dropped its stream (``gradio_queue.caller_gone``)."""
+        return self.page is not None and caller_gone(self.page.blocks, session_hash, api_name)
 
     def reference_options(self, *values: Any) -> gr.Dropdown:
         """The selected lanes as "compare answers against" choices; a choice that left falls back to auto."""

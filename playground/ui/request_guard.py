@@ -7,6 +7,8 @@ traceback. A
 stranger on a shared link can send both as fast as they like. This ASGI middleware reads the
 body of a join (``/queue/join``, ``/call/<api_name>``) first and answers 404 / 422 / 413 itself;
 everything else, and every well-formed join, goes to gradio untouched (the body is replayed).
+On an untrusted page it also enforces the per-client job quota (``engine.quotas``): a comparison
+joining while its client already has its share queued or running gets 429 and the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.requests import Request
+
+from playground.engine.quotas import ClientQuota, QuotaExceeded
+from playground.ui.client_limits import client_of, login_of
+from playground.ui.gradio_queue import ENGINE_QUEUE, pending_comparisons
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,11 +35,15 @@ CALL_MARKER = "/call/"
 
 
 class EventCallGuard:
-    """``blocks``: the app's ``gr.Blocks`` (its ``fns``: event id -> BlockFunction)."""
+    """``blocks``: the app's ``gr.Blocks`` (its ``fns``: event id -> BlockFunction); ``quota``:
+    the per-client limits of an untrusted page (None: the owner's page has none)."""
 
-    def __init__(self, app: ASGIApp, blocks: Any) -> None:
+    def __init__(self, app: ASGIApp, blocks: Any, quota: ClientQuota | None = None,
+                 behind_proxy: bool = False) -> None:
         self.app = app
         self.blocks = blocks
+        self.quota = quota
+        self.behind_proxy = behind_proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "").rstrip("/")
@@ -51,7 +63,7 @@ class EventCallGuard:
                 return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        refusal = self.refusal(path, body)
+        refusal = self.refusal(path, body) or self.over_quota(scope, path, body)
         if refusal is not None:
             await respond(send, *refusal)
             return
@@ -60,6 +72,34 @@ class EventCallGuard:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+    def over_quota(self, scope: Scope, path: str, body: bytes) -> tuple[int, str] | None:
+        """429 for a comparison whose client already has ``quota.max_jobs`` queued or running."""
+        if self.quota is None or self.quota.max_jobs is None:
+            return None
+        fn = self._event(path, body)
+        if fn is None or getattr(fn, "concurrency_id", None) != ENGINE_QUEUE:
+            return None
+        request = Request(scope)
+        client = client_of(login_of(self.blocks, request), request, self.behind_proxy)
+        try:
+            self.quota.check_jobs(client, pending_comparisons(self.blocks, client, self.behind_proxy))
+        except QuotaExceeded as exc:
+            return 429, str(exc)
+        return None
+
+    def _event(self, path: str, body: bytes) -> Any:
+        """The event a well-formed join names (``refusal`` let it through), else None."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        fns = getattr(self.blocks, "fns", {})
+        if path.endswith(JOIN_SUFFIX):
+            index = payload.get("fn_index") if isinstance(payload, dict) else None
+            return fns.get(index) if isinstance(index, int) else None
+        name = path.rsplit(CALL_MARKER, 1)[1].split("/", 1)[0]
+        return next((f for f in fns.values() if getattr(f, "api_name", None) == name), None)
 
     def refusal(self, path: str, body: bytes) -> tuple[int, str] | None:
         """(status, detail) for a join gradio would fail on; None lets it through (gradio's own
