@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playground.history.exports import exports_root
     from playground.ui.login_throttle import LoginThrottle
+    from playground.ui.page_script import PageScript
     from playground.ui.request_guard import EventCallGuard
     from playground.ui.server_tuning import quiet_queue
 
@@ -173,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     app.launch(
         server_name=args.host, server_port=args.port, share=args.share,
         auth=LoginThrottle({auth[0]: auth[1]}) if auth else None,  # failed logins slow the next ones
-        app_kwargs={"middleware": [Middleware(EventCallGuard, blocks=app, quota=quota,  # 4xx, not 500s
-                                                       behind_proxy=args.public)]},
+        app_kwargs={"middleware": [
+            Middleware(EventCallGuard, blocks=app, quota=quota, behind_proxy=args.public),  # 4xx, not 500s
+            Middleware(PageScript),  # an idle page no longer takes a tenth of a core (page_script.py)
+        ]},
         allowed_paths=[str(exports_root())],  # the page's downloads live in the user data folder
         theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, show_error=True,
     )

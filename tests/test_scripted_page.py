@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,29 @@ def test_a_crashed_lane_shows_its_message_and_the_other_finishes(page) -> None:
     assert states[index["scripted"]].startswith("error") and states[index["echo"]] == "done", states
     panel = page.evaluate(PANEL_ALL_TEXT)[index["scripted"]]
     assert "worker crashed" in panel and "Traceback" not in panel, panel
+
+
+def test_an_idle_page_runs_no_animation_loop(page, scripted_app) -> None:
+    """gradio's unmounted loading tracker kept a 60 Hz ``requestAnimationFrame`` timer running on
+    every idle page (11-13 % of a core here); ``ui/page_script.py`` slows such timers to 1 Hz. The
+    page's main thread must now be all but idle between runs."""
+    with urllib.request.urlopen(scripted_app.url, timeout=10) as response:
+        html = response.read()
+    assert html.index(b"performance.now()-") < html.index(b'type="module"'), "the script must run first"
+    page.wait_for_function("() => !document.querySelector('#run-button').disabled")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def busy() -> float:
+        return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]
+                    if m["name"] == "TaskDuration")
+
+    windows = []  # the quietest of four seconds: the last run's final frames may still be drawn
+    for _ in range(4):
+        before = busy()
+        time.sleep(1.0)
+        windows.append(busy() - before)
+    quietest = min(windows)
+    print(f"\nidle page: {[round(w * 1000) for w in windows]} ms of main-thread tasks per second "
+          "(with the 60 Hz timer: 50-70 each)")
+    assert quietest < 0.02, f"the idle page's main thread never rested: {windows} (60 Hz timer back?)"

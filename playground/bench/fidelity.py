@@ -186,6 +186,21 @@ def run_api(client: Any, spec: BackendSpec, settings: Settings) -> list[dict]:
     return answer["records"]
 
 
+# Resolves when the run has ended. A MutationObserver on the two elements that say so, rather than
+# Playwright's polling: the harness must not wake the browser (and itself) while a run is timed;
+# a real user's page has no harness at all.
+RUN_ENDED_JS = """(timeoutMs) => new Promise((resolve, reject) => {
+  const ended = () => { const status = document.querySelector('#run-status').textContent;
+    return !document.querySelector('#download-json').disabled || status.includes('Cannot run')
+           || status.includes('failed'); };
+  if (ended()) return resolve(true);
+  const observer = new MutationObserver(() => { if (ended()) { observer.disconnect(); resolve(true); } });
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true,
+                                   attributes: true, attributeFilter: ['disabled']});
+  setTimeout(() => { observer.disconnect(); reject(new Error('the run did not end in time')); }, timeoutMs);
+})"""
+
+
 class PageDriver:
     """The live page in headless Chromium, set up and run like a user would."""
 
@@ -238,12 +253,7 @@ class PageDriver:
         page.locator("#clear-table").click()
         page.wait_for_function("() => document.querySelector('#download-json').disabled")
         page.locator("#run-button").click()
-        page.wait_for_function(
-            """() => { const s = document.querySelector('#run-status').innerText;
-                       return !document.querySelector('#download-json').disabled
-                              || s.includes('Cannot run') || s.includes('failed'); }""",
-            timeout=RUN_TIMEOUT_S * 1000, polling=250,
-        )
+        page.evaluate(RUN_ENDED_JS, RUN_TIMEOUT_S * 1000)  # one call, no polling while it runs
         status = page.locator("#run-status").inner_text()
         if "Finished" not in status:
             raise RuntimeError(f"the page's run did not finish: {status}")
@@ -446,8 +456,16 @@ def app_and_page(model: str, modes: Sequence[str]) -> Iterator[tuple[App | None,
         app.close()
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The app runs in its own session (its workers go with it): a `kill` of the benchmark must still
+    # close it, or an orphaned app and its loaded workers skew every later measurement.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     if args.threads is not None:
         os.environ[THREADS_ENV] = args.threads  # before any worker, the app or the native loop starts
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
