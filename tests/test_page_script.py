@@ -1,13 +1,15 @@
 """``ui/page_script.py`` without a browser: where the script goes, and the middleware over a real
-ASGI app (starlette) — the page's HTML gets it first in its head, nothing else changes."""
+ASGI app (starlette), called as a server would call it — the page's HTML gets it first in its head,
+nothing else changes."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from playground.ui.page_script import IDLE_TIMER_SCRIPT, PageScript, with_script
 
@@ -29,9 +31,28 @@ def test_the_middleware_changes_the_page_only() -> None:
         return JSONResponse({"page": "<head>"})
 
     app = Starlette(routes=[Route("/", index), Route("/info", info)], middleware=[Middleware(PageScript)])
-    client = TestClient(app)
-    page = client.get("/")
-    assert page.status_code == 200 and IDLE_TIMER_SCRIPT in page.text
-    assert int(page.headers["content-length"]) == len(page.content)
-    assert client.get("/info").json() == {"page": "<head>"}  # not HTML: untouched
-    assert IDLE_TIMER_SCRIPT not in client.head("/").text
+    status, headers, body = asyncio.run(call(app, "GET", "/"))
+    assert status == 200 and IDLE_TIMER_SCRIPT.encode() in body
+    assert int(headers[b"content-length"]) == len(body)
+    assert asyncio.run(call(app, "GET", "/info"))[2] == b'{"page":"<head>"}'  # not HTML: untouched
+    assert IDLE_TIMER_SCRIPT.encode() not in asyncio.run(call(app, "HEAD", "/"))[2]
+
+
+async def call(app, method: str, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request through ``app`` as an ASGI server makes it: (status, headers, body)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
+             "server": ("testserver", 80)}
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body
