@@ -4,16 +4,9 @@ is (``client_key``): milliseconds, no app."""
 from __future__ import annotations
 
 import pytest
+from test_login_throttle import Clock  # the same fake clock
 
 from playground.engine.quotas import ClientQuota, QuotaExceeded, client_key
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_client_is_its_login_else_its_address_and_a_proxy_names_the_last_hop() -> None:
