@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from playground.engine.contention import OtherLoad, busy_threshold
+from playground.bench.fidelity import Result, format_table, summarize
+from playground.engine.contention import STEAL_LIMIT_PERCENT, OtherLoad, busy_threshold, contended_host
 from playground.engine.threads import THREADS_ENV, default_threads, thread_budget, worker_env
 from playground.monitor.browser import BrowserProcesses, is_browser
 from playground.paths import REPO_ROOT
@@ -61,6 +62,37 @@ def test_other_load_sees_a_busy_child_and_not_itself() -> None:
     own_share = (time.process_time() - own) / ((time.perf_counter() - started) * os.cpu_count()) * 100
     assert load.percent() <= 100 - own_share + 10
     assert OtherLoad.start().percent() is None  # too short to tell
+
+
+def test_host_steal_is_measured_apart_from_other_processes() -> None:
+    """A VM host's steal is not "other processes": it has its own share and its own flag."""
+    load = OtherLoad.start()
+    time.sleep(0.2)
+    assert load.percent() is not None
+    assert load.steal_percent is not None and 0 <= load.steal_percent <= 100
+    assert contended_host(STEAL_LIMIT_PERCENT + 0.1) and not contended_host(STEAL_LIMIT_PERCENT)
+    assert not contended_host(None)  # not measured (too short a run, or no steal counter here)
+
+
+def test_fidelity_ratios_are_paired_by_round_and_quiet_runs_kept_apart() -> None:
+    """The machine halves its speed in round 2: a paired ratio stays 0.9, a ratio of all-run
+    medians would not; contended runs are left out of the quiet ratio."""
+    def result(mode: str, round_: int, rate: float, contended: bool = False) -> Result:
+        record = {"decode_tokens_per_s": rate, "ttft_s": 0.01, "contended_host": contended,
+                  "host_steal_percent": 20.0 * contended}
+        return Result("x", mode, round_, record)
+
+    results = [result("engine", 1, 100), result("page", 1, 90), result("engine", 2, 50),
+               result("page", 2, 45), result("engine", 3, 100), result("page", 3, 60, contended=True)]
+    row = summarize(results, ["engine", "page"])[0]
+    ratio = row["page/engine"]
+    assert ratio["rounds"] == 3 and ratio["min"] == pytest.approx(0.6) and ratio["max"] == pytest.approx(0.9)
+    assert ratio["ratio"] == pytest.approx(0.9)
+    assert ratio["quiet"] == {"ratio": pytest.approx(0.9), "rounds": 2, "min": pytest.approx(0.9),
+                              "max": pytest.approx(0.9)}
+    assert row["contended_runs"] == {"engine": 0, "page": 1} and row["host_steal_percent"]["max"] == 20.0
+    table = format_table([row], ["engine", "page"])
+    assert "0.900 (2 rounds)" in table and "steal" in table
 
 
 def test_browser_processes_are_found_by_name_and_summed() -> None:
@@ -129,6 +161,9 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
             assert 0 < row["ttft_s"] < 5 and row["decode_tokens_per_s"] > 0, (path, row)
             assert row["threads"] == budget and row["versions"].startswith("onnxruntime-genai"), (path, row)
             assert row["page_attached"] is (path == "page"), path
+            steal = row["host_steal_percent"]
+            assert steal is None or 0 <= steal <= 100, (path, row)
+            assert row["contended_host"] is (steal is not None and steal > STEAL_LIMIT_PERCENT), (path, row)
     # the page's and the API's runs went through the app, with the same text as headless (greedy)
     assert {r["text"] for r in by_path["page"]} == {r["text"] for r in by_path["engine"]}
     assert len({r["prompt_tokens"] for path in ("engine", "api", "page") for r in by_path[path]}) == 1
@@ -136,3 +171,5 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
     assert summary["backend"] == "onnxruntime-genai"
     for ratio in ("engine/native", "api/engine", "page/engine"):
         assert summary[ratio]["ratio"] > 0 and summary[ratio]["min"] <= summary[ratio]["max"]
+        assert summary[ratio]["rounds"] == 2 and summary[ratio]["quiet"]["rounds"] <= 2
+    assert "steal" in result.stdout and "quiet" in result.stdout

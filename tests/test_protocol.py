@@ -6,6 +6,7 @@ table and the panel without a hand-kept list."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, fields, replace
@@ -346,3 +347,15 @@ def test_a_real_worker_speaks_the_protocol(tmp_path: Path, monkeypatch) -> None:
         worker.close()
     assert worker.proc.returncode == 0  # Exit ended it cleanly
     assert "probe failed" in worker.log_path.read_text()  # the worker's log keeps the traceback
+
+
+def test_a_run_on_a_contended_host_says_so_in_the_panel_and_the_cli(tmp_path: Path) -> None:
+    """Steal (a VM host's share of the CPU) reaches every view; only a contended run is flagged."""
+    calm = sample_record(host_steal_percent=1.0, contended_host=False)
+    contended = dataclasses.replace(sample_record(host_steal_percent=23.0, contended_host=True), run=2)
+    _, _, csv_row, json_row, cli, panel = renderings([contended, calm], tmp_path)
+    assert csv_row["host_steal_percent"] == "23.0" and json_row["contended_host"] is True
+    assert "**Shared host:**" in panel and "23 %" in panel
+    assert "shared host: 1/2 runs lost up to 23 % of the CPU to steal" in cli
+    assert "Shared host" not in metrics_markdown(view_of(calm))
+    assert "shared host" not in format_table([calm])

@@ -254,7 +254,7 @@ def format_table(records: list[RunRecord]) -> str:
             else (group[0].device_note or ("stopped" if any(r.stopped for r in group) else ""))
         )
         agree, first_diff, similarity, flag = agreement_cells(good or [r for r in group if r.ok])
-        row += [agree, first_diff, similarity, "; ".join(filter(None, [flag, note]))]
+        row += [agree, first_diff, similarity, "; ".join(filter(None, [flag, host_note(good), note]))]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -262,6 +262,15 @@ def format_table(records: list[RunRecord]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def host_note(records: list[RunRecord]) -> str:
+    """Say when a VM's host took CPU time from runs: their figures understate the runtime."""
+    contended = [r for r in records if r.contended_host]
+    if not contended:
+        return ""
+    worst = max(r.host_steal_percent or 0.0 for r in contended)
+    return f"shared host: {len(contended)}/{len(records)} runs lost up to {worst:.0f} % of the CPU to steal"
 
 
 def agreement_cells(records: list[RunRecord]) -> tuple[str, str, str, str]:

@@ -11,9 +11,11 @@ For every backend, in one invocation and interleaved (the order of the four rota
 - ``page``:   the same app's page in headless Chromium (Playwright), Run pressed, records downloaded.
 
 Every mode uses the same prompt, max new tokens (EOS ignored, greedy), warm-up and runs per round,
-thread budget and sequential mode. The table gives medians with their spread (min-max of the
-per-round ratios): engine / native (the engine's overhead), api / engine, page / engine (what the
-page costs), and TTFT differences in ms.
+thread budget and sequential mode. The table gives medians per mode and the ratios engine /
+native (the engine's overhead), api / engine and page / engine (what the page costs) as the median
+of per-round ratios with their min-max, and TTFT differences in ms. Every run records how much CPU
+time a VM's host took ("steal"); the "quiet" ratios use only the runs where it stayed within
+``STEAL_LIMIT_PERCENT``, since on a shared host steal moves the figures more than the page does.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.engine.comparison import Comparison, ComparisonRequest
+from playground.engine.contention import STEAL_LIMIT_PERCENT
 from playground.engine.policy import Policy
 from playground.engine.pool import WorkerPool
 from playground.engine.records import BackendSpec, parse_backend_specs
@@ -358,36 +361,50 @@ def _values(results: list[Result], mode: str, name: str, round_: int | None = No
             and (round_ is None or r.round == round_)]
 
 
+def paired_ratio(results: list[Result], top: str, bottom: str) -> dict[str, Any]:
+    """Median over rounds of (top's median / bottom's median in that round), with the min-max.
+
+    Pairing by round compares runs taken minutes apart at most: the machine's speed drifts
+    (a VM's host takes more or less of it), and a ratio of two all-run medians would carry that
+    drift; a per-round ratio mostly cancels it."""
+    per_round = []
+    for round_ in sorted({r.round for r in results}):
+        a = _median(_values(results, top, "decode_tokens_per_s", round_))
+        b = _median(_values(results, bottom, "decode_tokens_per_s", round_))
+        if a and b:
+            per_round.append(a / b)
+    return {"ratio": _median(per_round), "rounds": len(per_round),
+            "min": min(per_round) if per_round else None, "max": max(per_round) if per_round else None}
+
+
 def summarize(results: list[Result], modes: Sequence[str]) -> list[dict]:
-    """Per backend: median decode tok/s and TTFT per mode, and ratios with per-round spread."""
+    """Per backend: median decode tok/s and TTFT per mode, and paired ratios with their spread,
+    over every run and over the quiet runs (no VM-host steal above the limit)."""
     summary = []
     for backend in dict.fromkeys(r.backend for r in results):
         mine = [r for r in results if r.backend == backend and not r.record.get("error")]
+        quiet = [r for r in mine if not r.record.get("contended_host")]
         row: dict[str, Any] = {"backend": backend}
         for mode in modes:
             rates = _values(mine, mode, "decode_tokens_per_s")
             ttfts = _values(mine, mode, "ttft_s")
             row[mode] = {"decode_tokens_per_s": _median(rates), "ttft_s": _median(ttfts), "n": len(rates),
                          "min": min(rates) if rates else None, "max": max(rates) if rates else None}
-        rounds = sorted({r.round for r in mine})
         for name, top, bottom in (("engine/native", "engine", "native"), ("api/engine", "api", "engine"),
                                   ("page/engine", "page", "engine")):
             if top not in modes or bottom not in modes:
                 continue
-            a, b = row[top]["decode_tokens_per_s"], row[bottom]["decode_tokens_per_s"]
-            per_round = []
-            for round_ in rounds:
-                ra = _median(_values(mine, top, "decode_tokens_per_s", round_))
-                rb = _median(_values(mine, bottom, "decode_tokens_per_s", round_))
-                if ra and rb:
-                    per_round.append(ra / rb)
             ta, tb = row[top]["ttft_s"], row[bottom]["ttft_s"]
-            row[name] = {"ratio": a / b if a and b else None,
-                         "min": min(per_round) if per_round else None,
-                         "max": max(per_round) if per_round else None,
+            row[name] = {**paired_ratio(mine, top, bottom),
+                         "quiet": paired_ratio(quiet, top, bottom),
                          "ttft_delta_ms": (ta - tb) * 1000 if ta is not None and tb is not None else None}
         busy = [r for r in mine if r.record.get("busy_machine")]
         row["busy_runs"] = {mode: sum(r.mode == mode for r in busy) for mode in modes}
+        row["contended_runs"] = {mode: sum(r.mode == mode for r in mine if r.record.get("contended_host"))
+                                 for mode in modes}
+        steal = [r.record["host_steal_percent"] for r in mine
+                 if r.record.get("host_steal_percent") is not None]
+        row["host_steal_percent"] = {"median": _median(steal), "max": max(steal) if steal else None}
         row["threads"] = next((r.record.get("threads") for r in mine if r.record.get("threads")), None)
         summary.append(row)
     return summary
@@ -398,23 +415,32 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def format_table(summary: list[dict], modes: Sequence[str]) -> str:
-    header = ["backend", "threads", *[f"{m} tok/s" for m in modes]]
+    """Medians per mode, then each ratio over all rounds and over the quiet runs' rounds."""
+    header = ["backend", "threads", "steal % (max)", *[f"{m} tok/s" for m in modes]]
     ratio_names = [n for n in ("engine/native", "api/engine", "page/engine")
                    if any(n in row for row in summary)]
-    header += [f"{n} (min-max)" for n in ratio_names] + [f"TTFT {n} ms" for n in ratio_names]
+    header += [f"{n} (min-max)" for n in ratio_names] + [f"{n} quiet" for n in ratio_names]
+    header += [f"TTFT {n} ms" for n in ratio_names]
     rows = [header]
     for row in summary:
-        line = [row["backend"], str(row["threads"] or "-")]
+        steal = row.get("host_steal_percent", {})
+        line = [row["backend"], str(row["threads"] or "-"),
+                f"{_fmt(steal.get('median'), 0)} ({_fmt(steal.get('max'), 0)})"]
         line += [_fmt(row[m]["decode_tokens_per_s"]) for m in modes]
         for name in ratio_names:
             r = row.get(name, {})
             line.append(f"{_fmt(r.get('ratio'), 3)} ({_fmt(r.get('min'), 2)}-{_fmt(r.get('max'), 2)})")
+        for name in ratio_names:
+            q = row.get(name, {}).get("quiet", {})
+            line.append(f"{_fmt(q.get('ratio'), 3)} ({q.get('rounds', 0)} rounds)")
         for name in ratio_names:
             line.append(f"{row.get(name, {}).get('ttft_delta_ms', 0) or 0:+.2f}")
         rows.append(line)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"steal = CPU time a VM's host took from this machine during the runs; quiet = runs "
+                 f"with at most {STEAL_LIMIT_PERCENT:.0f} % steal; ratios are medians of per-round ratios")
     return "\n".join(lines)
 
 

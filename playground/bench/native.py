@@ -174,8 +174,16 @@ class NativeServer:
                 "threads": recorded_threads(thread_budget()), "versions": probe.version}
 
     def generate(self, prompt: str, max_new_tokens: int) -> dict:
+        """One run of the runtime's loop, with the machine's load measured as the engine's worker does."""
+        from playground.engine.contention import OtherLoad, contended_host
+
         assert self.loop is not None, "load first"
-        return asdict(self.loop(self.backend, prompt, max_new_tokens))
+        others = OtherLoad.start()
+        run = asdict(self.loop(self.backend, prompt, max_new_tokens))
+        run["other_cpu_percent"] = others.percent()
+        run["host_steal_percent"] = others.steal_percent
+        run["contended_host"] = contended_host(others.steal_percent)
+        return run
 
 
 def main() -> None:

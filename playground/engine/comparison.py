@@ -19,7 +19,7 @@ from multiprocessing.connection import wait
 from playground.backends import backend_names, class_target
 from playground.engine import parameters
 from playground.engine.admission import MemoryGate, estimate_elsewhere, estimate_lane
-from playground.engine.contention import busy_threshold
+from playground.engine.contention import busy_threshold, contended_host
 from playground.engine.events import (
     AgreementEvent,
     ErrorEvent,
@@ -567,6 +567,7 @@ class _Lane:
         if result:
             if record.other_cpu_percent is not None and record.threads:
                 record.busy_machine = record.other_cpu_percent > busy_threshold(record.threads)
+            record.contended_host = contended_host(record.host_steal_percent)
             if record.cpu_s is not None and record.e2e_s:
                 record.cpu_pct = round(100 * record.cpu_s / record.e2e_s, 1)
             record.stall_note = judge_stall(record.stalled_s, record.e2e_s, record.cpu_s)

@@ -8,6 +8,12 @@ the app, the browser page, other programs.
 A run is flagged ``busy_machine`` when those others used more of the machine than the thread
 budget leaves free (``(cores - threads) / cores``) plus ``MARGIN_PERCENT``: then they must have
 taken CPU time from the backend's own threads and its figures understate the runtime.
+
+On a virtual machine the host can take CPU time from the guest as a whole ("steal": the vCPUs
+were ready to run but the hypervisor ran something else). No process in the guest sees it, so it
+is counted apart from the others' share: a run is flagged ``contended_host`` when steal took more
+than ``STEAL_LIMIT_PERCENT`` of the machine's CPU time, because then its figures understate the
+runtime and vary from run to run by more than any overhead the playground could add.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MARGIN_PERCENT = 10.0  # of the whole machine, on top of the share the budget leaves free
+STEAL_LIMIT_PERCENT = 5.0  # of the machine's CPU time, taken by a VM's host: figures then vary
 # The kernel's CPU-time counters tick at 100 Hz: a shorter run cannot be judged (None).
 MIN_WALL_S = 0.05
 
@@ -29,12 +36,20 @@ def busy_threshold(threads: int, cores: int | None = None) -> float:
     return min(100.0, free + MARGIN_PERCENT)
 
 
-def _machine_busy_s() -> float:
+def _machine_times() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far; steal is 0 where the OS has none."""
     import psutil  # lazily: a worker on a bare interpreter must still report what is missing
 
     times = psutil.cpu_times()
     idle = times.idle + getattr(times, "iowait", 0.0)
-    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    steal = getattr(times, "steal", 0.0)
+    # guest time is already inside user time; steal is time the guest did not run at all
+    busy = sum(times) - idle - steal - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return busy, steal
+
+
+def contended_host(steal_percent: float | None) -> bool:
+    return steal_percent is not None and steal_percent > STEAL_LIMIT_PERCENT
 
 
 def _own_cpu_s(proc: Any) -> float:
@@ -48,20 +63,26 @@ class OtherLoad:
 
     wall: float
     busy: float
+    steal: float
     own: float
     proc: Any  # psutil.Process
+    steal_percent: float | None = None  # set by ``percent()``: the host's share of the machine
 
     @classmethod
     def start(cls) -> OtherLoad:
         import psutil
 
         proc = psutil.Process()
-        return cls(time.perf_counter(), _machine_busy_s(), _own_cpu_s(proc), proc)
+        busy, steal = _machine_times()
+        return cls(time.perf_counter(), busy, steal, _own_cpu_s(proc), proc)
 
     def percent(self) -> float | None:
+        """Others' share of all cores since ``start`` (None: too short); also sets ``steal_percent``."""
         wall = time.perf_counter() - self.wall
         if wall < MIN_WALL_S:
             return None
-        others = (_machine_busy_s() - self.busy) - (_own_cpu_s(self.proc) - self.own)
-        cores = os.cpu_count() or 1
-        return round(min(100.0, max(0.0, others / (wall * cores) * 100)), 1)
+        busy, steal = _machine_times()
+        others = (busy - self.busy) - (_own_cpu_s(self.proc) - self.own)
+        capacity = wall * (os.cpu_count() or 1)
+        self.steal_percent = round(min(100.0, max(0.0, (steal - self.steal) / capacity * 100)), 1)
+        return round(min(100.0, max(0.0, others / capacity * 100)), 1)

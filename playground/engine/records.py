@@ -76,8 +76,16 @@ class RunReport:
     stalled_s: float | None = metric(
         "stalled (s)", digits=1, panel="stalled", unit="s", panel_zero=False, cli="stall s"
     )
+    # The runtime's own figures beside the engine's (None when it reports none): llama.cpp's
+    # perf counters (prompt eval time, eval speed); a server's usage (the tokens it counted).
+    runtime_prefill_s: float | None = metric("runtime prefill (s)", digits=3)
+    runtime_decode_tokens_per_s: float | None = metric(
+        "runtime decode tok/s", digits=1, panel="runtime's own decode", unit="tok/s", cli="own tok/s"
+    )
+    server_completion_tokens: int | None = None
     cpu_s: float | None = None  # the worker's own CPU time (all threads) during generate
     other_cpu_percent: float | None = None  # others' share of all cores during generate (0-100)
+    host_steal_percent: float | None = None  # a VM host's share of the machine's CPU time (0-100)
     text: str = ""
     stopped: bool = False
     token_ids: list[int] = field(default_factory=list)  # the generated ids, as the runtime made them
@@ -150,6 +158,7 @@ class RunRecord(LoadReport, RunReport):
     versions: str = ""
     page_attached: bool = False
     busy_machine: bool = False  # others took more than the budget leaves free: figures understate
+    contended_host: bool = False  # a VM's host took CPU time from this machine: figures understate
     # The worker did not run for a while in its timed window (playground.engine.stall): why, in words
     # ("" = it ran throughout). The figures are kept, but they are not the runtime's speed.
     stall_note: str = ""

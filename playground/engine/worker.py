@@ -224,8 +224,12 @@ class Worker:
                 token_ids=meter.ids,
                 prompt_ids_digest=_digest(output.prompt_ids),
                 other_cpu_percent=other_cpu,
+                host_steal_percent=others.steal_percent,
                 stalled_s=stall.stalled_s,
                 cpu_s=round(stall.cpu_s, 3),
+                runtime_prefill_s=output.runtime_prefill_s,
+                runtime_decode_tokens_per_s=output.runtime_decode_tokens_per_s,
+                server_completion_tokens=output.server_completion_tokens,
                 run_id=command.run_id,
             )
         )

@@ -72,6 +72,10 @@ def metrics_markdown(lane: LaneView) -> str:
             lines.append(f"**Busy machine:** other processes used {record.other_cpu_percent:.0f} % of the "
                          "CPU during this run, more than the thread budget leaves free; these figures "
                          "understate the runtime")
+        if record.contended_host:
+            lines.append(f"**Shared host:** this virtual machine's host took {record.host_steal_percent:.0f} "
+                         "% of its CPU time during this run; these figures understate the runtime and "
+                         "vary from run to run")
         if record.stalled:
             lines.append(f"**Stalled:** {_escape(record.stall_note)}")
     elif lane.tokens:
