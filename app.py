@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma list of backends preselected on the page, each "
                              "name[:device[:precision]], e.g. openvino-genai:NPU:int4,transformers "
                              "(default: every usable backend)")
+    parser.add_argument("--endpoint", action="append", default=[], metavar="NAME=URL[,model=M][,key_env=VAR]",
+                        help="an OpenAI-compatible server (Ollama, LM Studio, vLLM, llama.cpp's server...) "
+                             "as a backend named NAME, e.g. ollama=http://127.0.0.1:11434/v1,model=llama3.2; "
+                             "the API key is read from the environment variable key_env (default "
+                             "OPENAI_API_KEY); also label=TEXT, timeout=SECONDS; repeatable. Page users can "
+                             "pick these, never add or change one")
     parser.add_argument("--allow-downloads", action="store_true",
                         help="let users of a shared / network page download hub models onto this machine")
     parser.add_argument("--public", action="store_true",
@@ -93,8 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is None:
         args.model, launch_note = default_model_choice()
     from playground.backends import backend_classes
+    from playground.engine import endpoints
     from playground.engine.probing import probe_all
 
+    try:
+        for endpoint in endpoints.configure(args.endpoint):  # before the registry is read
+            print(f"Endpoint {endpoints.describe(endpoint)}", flush=True)
+    except endpoints.EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     backend_classes()  # import adapters here: imports racing in two threads can fail
     probes: dict = {}
 

@@ -23,7 +23,9 @@ from playground.monitor.detect import reader_classes
 from playground.paths import REPO_ROOT
 from playground.settings import GenerationSettings
 
-BUILT_IN = ["transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library"]
+BUILT_IN = [
+    "transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library", "llama.cpp",
+]
 
 
 def pyproject_table(group: str) -> dict[str, str]:
@@ -33,7 +35,7 @@ def pyproject_table(group: str) -> dict[str, str]:
 
 def test_our_backends_are_declared_as_entry_points() -> None:
     table = pyproject_table(plugins.BACKENDS_GROUP)
-    assert list(table) == [*BUILT_IN, "scripted"]
+    assert list(table) == [*BUILT_IN, "openai-endpoint", "scripted"]  # one backend per --endpoint: none here
     assert backends.backend_names() == BUILT_IN  # the scripted one is hidden unless asked for
     assert backends.plugin_problems() == {}
     for name, target in table.items():

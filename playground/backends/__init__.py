@@ -15,7 +15,9 @@ from playground.plugins import BACKENDS_GROUP, Registration, load_classes
 
 # The order panels and tables use; registered backends not listed here come after, by name.
 ONLY_ENV = "PLAYGROUND_ONLY_BACKENDS"
-PREFERRED_ORDER = ("transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library")
+PREFERRED_ORDER = (
+    "transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library", "llama.cpp",
+)
 
 
 @cache
@@ -25,8 +27,12 @@ def _registered() -> tuple[dict[str, type[Backend]], dict[str, str]]:
     for name, cls in classes.items():
         if cls.name != name:
             problems[name] = f"the entry point is named {name!r} but {cls.__name__}.name is {cls.name!r}"
-        else:
-            found[name] = cls
+            continue
+        for variant in cls.variants():  # e.g. one backend per configured --endpoint
+            if variant.name in found or (variant is not cls and variant.name in classes):
+                problems[variant.name] = f"{variant.name!r} is already a backend's name"
+            else:
+                found[variant.name] = variant
     return found, problems
 
 
@@ -87,6 +93,8 @@ def resolve_class(name: str, target: str = "") -> type[Backend]:
     if not target:
         return get_backend_class(name)
     cls = Registration(name, target, "the app").load()
+    if isinstance(cls, type) and issubclass(cls, Backend) and cls.name != name:
+        cls = next((variant for variant in cls.variants() if variant.name == name), cls)
     if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name == name):
         raise KeyError(f"{target!r} is not the backend {name!r}")
     return cls

@@ -85,6 +85,11 @@ class GenerationOutput:
     # The templated prompt's token ids as this runtime's tokenizer made them: lanes whose
     # prompt ids are equal share a tokenizer, so their generated ids are comparable.
     prompt_ids: Sequence[int] = ()
+    # The runtime's own figures, when it reports them (llama.cpp's perf counters, a server's usage),
+    # recorded beside the engine's: prefill time, its decode speed, the tokens a server counted.
+    runtime_prefill_s: float | None = None
+    runtime_decode_tokens_per_s: float | None = None
+    server_completion_tokens: int | None = None
 
 
 class Backend(ABC):
@@ -113,6 +118,12 @@ class Backend(ABC):
         Must be cheap and import nothing heavy: the app process calls it.
         """
         return True
+
+    @classmethod
+    def variants(cls) -> list[type[Backend]]:
+        """The backends this registered class stands for: itself, or one subclass per launch
+        configuration (each ``--endpoint`` is a backend of its own). Cheap, like ``offered``."""
+        return [cls]
 
     @classmethod
     def new_probe(cls) -> BackendProbe:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from playground import logs
 from playground.backends.base import BackendProbe
-from playground.engine import parameters
+from playground.engine import endpoints, parameters
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
 from playground.engine.parameters import SettingsError
@@ -102,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: yes; PLAYGROUND_DATA_DIR moves the folder)",
     )
     parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="NAME=URL[,model=M][,key_env=VAR]",
+        help="an OpenAI-compatible server as a backend named NAME (then --backends NAME,...); the API key "
+        "comes from the environment variable key_env (default OPENAI_API_KEY); also label=TEXT, "
+        "timeout=SECONDS; repeatable",
+    )
+    parser.add_argument(
         "--list-devices",
         action="store_true",
         help="show what each backend can use here, and why not, then exit",
@@ -112,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_path = logs.configure("bench")  # the engine's diagnostics and tracebacks; stdout stays the table
+    try:
+        endpoints.configure(args.endpoint)  # before the registry is read
+    except endpoints.EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.list_devices:
         print(format_probes(probe_all()))
         return 0

@@ -58,6 +58,14 @@ def resolve_model(spec: str | None, allow_local_paths: bool = True, download: bo
                 "Local model folders can only be chosen by whoever started the app "
                 "(`python app.py --model PATH`); use 'demo', 'smollm2' or a hub id here."
             )
+        if path.is_file() and path.suffix.lower() == ".gguf":  # llama.cpp runs it as is; the rest import it
+            from playground.errors import ModelFormatError
+            from playground.models.gguf_models import import_gguf_file
+
+            try:
+                return ModelSource(spec, import_gguf_file(path))
+            except ModelFormatError as exc:
+                raise ModelNotFoundError(str(exc)) from exc
         if not path.is_dir():
             raise ModelNotFoundError(f"Model folder {spec!r} does not exist.")
         if not (path / "config.json").is_file():
