@@ -2,7 +2,11 @@
 
 The execution provider is picked at run time from what the installed wheel supports:
 CPU everywhere, DirectML with ``onnxruntime-genai-directml`` (Windows), CUDA with
-``onnxruntime-genai-cuda``. Only one of those wheels fits in an environment.
+``onnxruntime-genai-cuda``, and with ``onnxruntime-genai-winml`` (Windows 11) DirectML plus every
+provider Windows ML's catalog offers for this machine (OpenVINO for Intel NPU / GPU, QNN, VitisAI,
+NvTensorRTRTX: ``winml_providers``), probed at run time. Only one of those wheels fits in an
+environment. The Windows ML path is written against its documented API and has not run on real
+hardware yet.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from playground.backends import winml_providers
 from playground.backends.base import (
     Backend,
     BackendError,
@@ -28,7 +33,8 @@ from playground.models.export_errors import load_failure
 from playground.models.exporters import ort_block_size, ort_genai_model
 from playground.settings import GenerationSettings
 
-FLAVOURS = ("onnxruntime-genai", "onnxruntime-genai-cuda", "onnxruntime-genai-directml")
+WINML = "onnxruntime-genai-winml"
+FLAVOURS = ("onnxruntime-genai", "onnxruntime-genai-cuda", "onnxruntime-genai-directml", WINML)
 # fp16 kernels are for GPUs; the CPU provider runs fp32 and int4.
 GPU_ONLY_PRECISIONS = ("fp16",)
 
@@ -77,6 +83,8 @@ class ONNXRuntimeGenAIBackend(Backend):
                 "cuda", cuda, "CUDA" if cuda else "CUDA needs an NVIDIA GPU and onnxruntime-genai-cuda"
             )
         )
+        if flavour == WINML:
+            result.devices.extend(winml_devices())
         return result
 
     def load(self, model_dir: Path, device: str, precision: str, progress: ProgressCallback) -> None:
@@ -85,6 +93,16 @@ class ONNXRuntimeGenAIBackend(Backend):
         self.precision = self.check_precision(precision)
         self.device = (device or "cpu").lower()
         available = {"cpu": True, "dml": og.is_dml_available(), "cuda": og.is_cuda_available()}
+        winml = installed_flavour() == WINML
+        catalog_ep = winml_providers.lanes_by_device().get(self.device) if winml else None
+        if catalog_ep is not None:
+            progress(f"Windows ML: making {catalog_ep.catalog_name} ready (it may download it once)")
+            try:
+                winml_providers.register(catalog_ep)
+            except (ImportError, LookupError, OSError, RuntimeError) as exc:
+                raise DeviceUnavailableError(
+                    f"Windows ML could not provide {catalog_ep.catalog_name}: {exc}") from exc
+            available[self.device] = True
         if not available.get(self.device):
             raise DeviceUnavailableError(
                 f"Execution provider {self.device!r} is not available in {installed_flavour()}: "
@@ -92,7 +110,8 @@ class ONNXRuntimeGenAIBackend(Backend):
             )
         if self.device == "cpu" and self.precision in GPU_ONLY_PRECISIONS:
             raise BackendError("onnxruntime-genai on cpu runs int4 or fp32; fp16 needs dml or cuda.")
-        self.conversion = ort_genai_model(model_dir, self.precision, self.device, progress)
+        builder_ep = self.device if catalog_ep is None else builder_target(catalog_ep)
+        self.conversion = ort_genai_model(model_dir, self.precision, builder_ep, progress)
         model_path = self.conversion.path
         if self.precision == "int4":
             self.device_note = f"int4 block {ort_block_size(model_dir)}"
@@ -100,7 +119,12 @@ class ONNXRuntimeGenAIBackend(Backend):
         try:
             config = og.Config(str(model_path))
             config.clear_providers()
-            if self.device != "cpu":
+            if catalog_ep is not None:  # a Windows ML provider, on the device type it was picked for
+                config.append_provider(catalog_ep.genai_name)
+                config.set_decoder_provider_options_hardware_device_type(catalog_ep.genai_name,
+                                                                         catalog_ep.hardware)
+                self.device_note = f"Windows ML {catalog_ep.catalog_name} on {catalog_ep.hardware} (untested)"
+            elif self.device != "cpu":
                 config.append_provider(self.device)
             threads = thread_budget()
             if threads:  # genai_config's session_options, as the model builder writes them
@@ -148,3 +172,20 @@ class ONNXRuntimeGenAIBackend(Backend):
 
     def unload(self) -> None:
         self.model = None
+
+
+def builder_target(ep: winml_providers.CatalogEP) -> str:
+    """The model builder's target for a Windows ML provider: its own where the builder has one, else
+    the generic CPU graph (OpenVINO compiles it for the NPU / GPU; QNN and VitisAI usually want models
+    prepared for them, e.g. by AI Toolkit, given as the model folder)."""
+    return "NvTensorRtRtx" if ep.genai_name == "NvTensorRtRtx" else "cpu"
+
+
+def winml_devices() -> list[DeviceProbe]:
+    """One device per provider Windows ML's catalog offers here (listed, not downloaded)."""
+    entries, reason = winml_providers.catalog()
+    if not entries:
+        why = reason or "its catalog offers no provider here"
+        return [DeviceProbe("openvino.npu", False, f"Windows ML: {why}")]
+    return [DeviceProbe(entry.ep.device, True, f"Windows ML {entry.ep.catalog_name} ({entry.ep.note}; "
+                        f"{entry.ready_state}; untested on real hardware)") for entry in entries]
