@@ -218,3 +218,34 @@ def test_llama_cpp_server_is_compared_as_a_remote_lane(monkeypatch: pytest.Monke
     assert 0 < lane.ttft_s <= lane.e2e_s and lane.decode_tokens_per_s > 0
     assert "model smollm2" in lane.device_note
     assert "HTTP 500" in records["http500"].error
+
+
+# -- the app over HTTP -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_app_lists_configured_endpoints_and_compares_them_over_http(
+    monkeypatch: pytest.MonkeyPatch, servers: dict[str, LoopbackServer], launch_app
+) -> None:
+    from gradio_client import Client
+
+    monkeypatch.setenv(backends.ONLY_ENV, "good,http500")  # start-up probes only these
+    monkeypatch.setenv("GOOD_KEY", "key-from-the-environment")
+    app = launch_app(["--model", "demo", "--public",  # untrusted: whoever calls must not add endpoints
+                      "--endpoint", f"good={servers['good'].url},key_env=GOOD_KEY,label=Good server here",
+                      "--endpoint", f"http500={servers['http500'].url}"], "app-endpoints.log")
+    assert "key-from-the-environment" not in app.log()
+    client = Client(app.url, verbose=False)
+    listed = {row["name"]: row for row in client.predict(api_name="/backends")}
+    assert set(listed) == {"good", "http500"}
+    assert listed["good"]["label"] == "Good server here" and listed["good"]["usable"]
+    assert listed["good"]["devices"] == ["remote"] and servers["good"].url in listed["good"]["note"]
+    result = client.predict(api_name="/compare", prompt=PROMPT, backends="good,http500", model="demo",
+                            max_new_tokens=6, stop_at_eos=False)
+    records = {r["backend"]: r for r in result["records"]}
+    assert records["good"]["error"] == "" and records["good"]["new_tokens"] == 6
+    assert records["good"]["text"] == "".join(WORDS[:6]) and records["good"]["ttft_s"] > 0
+    assert "HTTP 500" in records["http500"]["error"] and "Traceback" not in records["http500"]["error"]
+    hang = servers["hang"]
+    refused = client.predict(api_name="/compare", prompt=PROMPT, backends=hang.url, model="demo")
+    assert not refused["ok"] and hang.behaviour.paths == []  # a URL is no backend: nothing was sent
