@@ -249,3 +249,13 @@ def test_the_app_lists_configured_endpoints_and_compares_them_over_http(
     hang = servers["hang"]
     refused = client.predict(api_name="/compare", prompt=PROMPT, backends=hang.url, model="demo")
     assert not refused["ok"] and hang.behaviour.paths == []  # a URL is no backend: nothing was sent
+
+
+def test_an_endpoint_lane_reserves_no_model_memory_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 7B model served elsewhere must not be refused for this laptop's memory."""
+    from playground.engine.admission import REMOTE_CLIENT_MB, estimate_lane
+    from playground.paths import DEMO_MODEL_DIR
+
+    configure(monkeypatch, "lab=http://10.0.0.5:8000/v1,model=big")
+    needed, alternatives = estimate_lane(DEMO_MODEL_DIR, BackendSpec("lab"), 4096)
+    assert needed.total_mb == REMOTE_CLIENT_MB and needed.weights_mb == 0 and alternatives == []

@@ -103,6 +103,7 @@ class Backend(ABC):
     label: ClassVar[str]  # what the UI shows
     precisions: ClassVar[tuple[str, ...]]
     default_precision: ClassVar[str]
+    runs_remotely: ClassVar[bool] = False  # a server computes: no weights in this machine's memory
 
     def __init__(self) -> None:
         self.device: str = ""

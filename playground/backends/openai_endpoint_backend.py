@@ -38,6 +38,7 @@ class OpenAIEndpointBackend(Backend):
     label = "OpenAI-compatible endpoint"
     precisions = ("served",)  # whatever the server runs; it does not say
     default_precision = "served"
+    runs_remotely = True
     endpoint: ClassVar[EndpointConfig | None] = None
 
     @classmethod

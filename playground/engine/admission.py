@@ -33,6 +33,7 @@ from playground.models.convert_cache import conversion_dir, is_complete
 
 LOW_MEMORY_MB = 256.0  # without a limit, the engine kills its largest lane before the OS has to
 UNSUPPORTED = {("onnxruntime-genai", "cpu", "fp16")}  # precisions a device refuses anyway
+REMOTE_CLIENT_MB = 150.0  # an endpoint lane's worker: python + the openai client (measured ~100 MB)
 
 
 def estimate_lane(
@@ -40,6 +41,9 @@ def estimate_lane(
 ) -> tuple[MemoryEstimate, list[MemoryEstimate]]:
     """The lane's estimate at its precision, and at every other precision its backend offers."""
     cls = get_backend_class(spec.backend)
+    if cls.runs_remotely:  # a server's lane holds no weights here: the worker is the HTTP client alone
+        return MemoryEstimate(spec.backend, spec.precision or cls.default_precision, 0.0, 0.0,
+                              REMOTE_CLIENT_MB, weights_source="on the server"), []
     device = spec.device or ""
 
     def one(precision: str) -> MemoryEstimate:
