@@ -18,6 +18,12 @@ fi
 if [ -f scripts/install_npu_library.py ]; then
   .venv/bin/python scripts/install_npu_library.py || echo "warning: NPU library not installed; the app runs without that backend" >&2
 fi
+# llama.cpp (backend "llama.cpp"): llama-cpp-python built from source (several minutes on 2 cores the
+# first time; its wheel is cached, so the next set-up takes seconds) plus llama.cpp's GGUF converter.
+# CMAKE_ARGS picks a GPU build (README); exit 3 = no compiler here.
+if [ -f scripts/install_llama_cpp.py ]; then
+  .venv/bin/python scripts/install_llama_cpp.py || echo "warning: llama-cpp-python not built; the app runs without the llama.cpp backend" >&2
+fi
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   if [ ! -x /usr/bin/chromium ]; then
