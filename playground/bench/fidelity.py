@@ -237,7 +237,8 @@ class PageDriver:
         cards = page.locator('[id^="pick-"]')
         for index in range(cards.count()):
             card = cards.nth(index).get_attribute("id") or ""
-            self._checkbox(f"#{card}", card == f"pick-{spec.backend}")
+            # by attribute: a backend's name may hold a "." ("llama.cpp"), which "#id" reads as a class
+            self._checkbox(f'[id="{card}"]', card == f"pick-{spec.backend}")
         if self._configured.get("settings") != settings:
             page.locator("#prompt textarea").fill(settings.prompt)
             page.locator("#system-prompt textarea").fill(settings.system_prompt)
