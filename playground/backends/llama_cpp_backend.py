@@ -14,9 +14,12 @@ perf counters (prompt eval, eval) are recorded beside the engine's figures.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import importlib.util
 import json
+import os
 import re
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,9 @@ from playground.models.gguf_models import QUANTIZE_TYPES, converted_gguf, source
 from playground.settings import GenerationSettings
 
 AUTO = "auto"
+# A build with AMX: its extra weight buffers (AMX, repacking) crashed every multi-token prefill on this
+# project's AMX machine (a VM; SIGSEGV in decode), so they are off there unless this is "1".
+EXTRA_BUFTS_ENV = "PLAYGROUND_LLAMA_CPP_EXTRA_BUFTS"
 MAX_CONTEXT = 8192  # the KV cache is allocated for the whole context up front
 INSTALL_HINT = ("llama-cpp-python is not built here: run `python scripts/install_llama_cpp.py` (needs a C++ "
                 "compiler and CMake; a few minutes on 2 cores, cached afterwards)")
@@ -52,6 +58,31 @@ def system_info() -> str:
 def gpu_backends(info: str) -> list[str]:
     """The GPU backends a build reports (its system info names each compiled-in backend)."""
     return [name for name in GPU_BACKENDS if re.search(rf"\b{name}\b", info, re.IGNORECASE)]
+
+
+def has_amx(info: str) -> bool:
+    return bool(re.search(r"\bAMX_INT8\s*=\s*1", info))
+
+
+@contextlib.contextmanager
+def model_params(**fields: Any) -> Iterator[None]:
+    """Set ``llama_model_params`` fields that ``Llama()`` has no argument for, on the defaults it starts
+    from, for one construction (it calls ``llama_model_default_params`` itself)."""
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    lib.llama_model_default_params = with_fields
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
 
 
 def cpu_features(info: str) -> str:
@@ -102,26 +133,28 @@ class LlamaCppBackend(Backend):
         path = self._model_file(model_dir, requested, progress)
         progress(f"Loading {path.name} ({self.device})")
         threads = thread_budget()
+        info = system_info()
+        extra_bufts = not has_amx(info) or os.environ.get(EXTRA_BUFTS_ENV) == "1"
         try:
-            self.llm: Any = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=_context(model_dir),
-                n_gpu_layers=-1 if self.device == "gpu" else 0,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=0,
-                verbose=False,
-            )
+            with model_params(use_extra_bufts=extra_bufts):
+                self.llm: Any = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=_context(model_dir),
+                    n_gpu_layers=-1 if self.device == "gpu" else 0,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=0,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not load {path.name}: {exc}") from exc
         self.context_length = self.llm.n_ctx()
         self.eog = _end_of_generation(self.llm)
-        info = system_info()
         if self.device == "gpu":
             used = f"GPU offload ({', '.join(gpu_backends(info)) or 'GPU backend'}), all layers"
         else:
             used = f"CPU {cpu_features(info)}".strip()
-        self.device_note = f"{self.precision}; {used}"
+        self.device_note = f"{self.precision}; {used}" + ("" if extra_bufts else "; AMX/repack buffers off")
 
     def _model_file(self, model_dir: Path, precision: str, progress: ProgressCallback) -> Path:
         """The GGUF to load: the model's own file at "auto", else a conversion at that precision."""

@@ -44,6 +44,10 @@ def source_gguf(model_dir: Path) -> Path | None:
 def import_gguf_file(path: Path) -> Path:
     """An HF folder for a GGUF file (imported once, in a child process: it needs torch)."""
     path = path.resolve()
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":  # the format's magic: say so before a child imports torch
+            raise ModelFormatError(f"{path.name} could not be read as a GGUF model: it does not start "
+                                   "with the GGUF magic bytes")
     stat = path.stat()
     digest = hashlib.sha256(f"{path}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
     target = models_root() / "gguf-imports" / f"{path.stem}-{digest}"
