@@ -114,12 +114,12 @@ def test_an_idle_page_runs_no_animation_loop(page, scripted_app) -> None:
         return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]
                     if m["name"] == "TaskDuration")
 
-    windows = []  # the quietest of four half seconds: the last run's final frames may still be drawn
+    windows = []  # the quietest of four seconds: the last run's final frames may still be drawn
     for _ in range(4):
         before = busy()
-        time.sleep(0.5)
+        time.sleep(1.0)
         windows.append(busy() - before)
     quietest = min(windows)
-    print(f"\nidle page: {[round(w * 1000) for w in windows]} ms of main-thread tasks per half second "
-          "(with the 60 Hz timer: 25-35 each)")
-    assert quietest < 0.01, f"the idle page's main thread never rested: {windows} (60 Hz timer back?)"
+    print(f"\nidle page: {[round(w * 1000) for w in windows]} ms of main-thread tasks per second "
+          "(with the 60 Hz timer: 50-70 each)")
+    assert quietest < 0.02, f"the idle page's main thread never rested: {windows} (60 Hz timer back?)"
