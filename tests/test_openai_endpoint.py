@@ -175,7 +175,7 @@ def _smollm2_gguf() -> Path:
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not importlib.util.find_spec("llama_cpp") or not importlib.util.find_spec("sse_starlette"):
         pytest.skip(reason="llama-cpp-python[server] is not built here: "
                     "run `python scripts/install_llama_cpp.py`")
@@ -183,11 +183,22 @@ def llama_server() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    from playground.backends.llama_cpp_backend import has_amx, system_info
+
+    # llama.cpp's own server, as its users start it; on an AMX build with the extra weight buffers off,
+    # as the backend runs it (they crash multi-token prefill on this project's AMX machine)
+    launcher = ["-m", "llama_cpp.server"] if not has_amx(system_info()) else ["-c", (
+        "import runpy, sys; from playground.backends.llama_cpp_backend import model_params\n"
+        "sys.argv[0] = 'llama_cpp.server'\n"
+        "with model_params(use_extra_bufts=False):\n"
+        "    runpy.run_module('llama_cpp.server', run_name='__main__')")]
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *launcher, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2", "--verbose", "False"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+        )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while True:
@@ -197,7 +208,7 @@ def llama_server() -> Iterator[str]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"llama_cpp.server did not start: {proc.communicate()[1][-2000:]}")
+                pytest.fail(f"llama_cpp.server did not start: {log_path.read_text()[-2000:]}")
             time.sleep(0.5)
     yield url
     proc.terminate()
@@ -213,8 +224,8 @@ def test_llama_cpp_server_is_compared_as_a_remote_lane(monkeypatch: pytest.Monke
     lane = records["llama-server"]
     assert lane.ok, lane.error
     assert lane.text.strip() and lane.new_tokens == 12, lane.text
-    assert lane.server_completion_tokens == 12
-    assert lane.prompt_tokens > 10  # the server templated the messages itself: system + user
+    # llama_cpp.server 0.3.36 ignores stream_options: it streams no usage, so none is recorded
+    assert lane.server_completion_tokens is None and lane.prompt_tokens == 0
     assert 0 < lane.ttft_s <= lane.e2e_s and lane.decode_tokens_per_s > 0
     assert "model smollm2" in lane.device_note
     assert "HTTP 500" in records["http500"].error
