@@ -34,6 +34,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from install_tools import dist_version, logger, runner  # scripts/ is this script's import path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DIST = "llama-cpp-python"
 VERSION = "0.3.36"
@@ -46,20 +48,8 @@ STAMP = "_playground_install.json"
 EXIT_NO_COMPILER = 3
 
 
-def log(message: str) -> None:
-    print(f"[install_llama_cpp] {message}", flush=True)
-
-
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess:
-    log("$ " + " ".join(str(part) for part in cmd))
-    return subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
-
-
-def dist_version(python: str, dist: str) -> str:
-    code = ("import importlib.metadata as m\n"
-            f"try: print(m.version({dist!r}))\n"
-            "except m.PackageNotFoundError: print('')")
-    return subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+log = logger("install_llama_cpp")
+run = runner(log)
 
 
 def cmake_args() -> str:
