@@ -359,3 +359,10 @@ def test_a_run_on_a_contended_host_says_so_in_the_panel_and_the_cli(tmp_path: Pa
     assert "shared host: 1/2 runs lost up to 23 % of the CPU to steal" in cli
     assert "Shared host" not in metrics_markdown(view_of(calm))
     assert "shared host" not in format_table([calm])
+
+
+def test_token_times_are_in_the_json_download_only(tmp_path: Path) -> None:
+    record = sample_record(token_times_ms=[12.5, 20.0, 27.25])
+    _, _, csv_row, json_row, _, _ = renderings([record], tmp_path)
+    assert json_row["token_times_ms"] == [12.5, 20.0, 27.25]
+    assert "token_times_ms" not in csv_row and "itl_p99_ms" in csv_row and "prefill_tokens_per_s" in csv_row

@@ -6,6 +6,8 @@ The real runtimes' versions of these tests are in ``test_engine.py`` (marked slo
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from playground.backends import ONLY_ENV, backend_names
@@ -74,6 +76,23 @@ def test_tokens_stream_in_batches_and_are_measured() -> None:
     states = [e.state for e in events if e.kind == "state"]
     assert states[0] == "queued" and states[-1] == "done"
     assert {"starting", "loading", "generating"} <= set(states)
+
+
+def test_each_token_is_timed_and_a_stall_shows_in_the_tail_latency() -> None:
+    """Per-token arrival times reach the record; the inter-token percentiles are read from them
+    (a 0.4 s stall before token 30 of 40 lifts p99, not p50); prefill tok/s is prompt / TTFT."""
+    comparison, _ = collect(request("tokens=40 delay=0.01 first_delay=0.05 stall_at=30 stall=0.4"))
+    (record,) = comparison.records
+    assert record.ok, record.error
+    times = record.token_times_ms
+    assert len(times) == 40 and times == sorted(times)
+    assert times[0] == pytest.approx(record.ttft_s * 1000, abs=1.0)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) >= 400 and gaps.index(max(gaps)) == 29  # the gap before token 30 (0-based)
+    assert 8 <= record.itl_p50_ms < 100 and record.itl_p50_ms <= record.itl_p90_ms <= record.itl_p99_ms
+    assert record.itl_p99_ms > 3 * record.itl_p90_ms  # one 400 ms gap in 39 lands in the 99th only
+    assert record.ttft_s >= 0.05
+    assert record.prefill_tokens_per_s == pytest.approx(record.prompt_tokens / record.ttft_s, rel=1e-6)
 
 
 def test_max_new_tokens_caps_the_script() -> None:

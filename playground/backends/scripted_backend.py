@@ -14,7 +14,8 @@ What it does is chosen by its precision (the load) and by ``key=value`` words in
 - ``tokens=N`` tokens (default 16, capped by max new tokens), ``delay=S`` seconds between tokens
   (default 0.005), ``first_delay=S`` before the first one (prefill), ``hang_after=N`` stops
   answering after N tokens (ignores Stop, like a stuck native call), ``crash_after=N`` kills the
-  process (SIGKILL, like a native crash), ``fail_after=N`` raises a ``BackendError``.
+  process (SIGKILL, like a native crash), ``fail_after=N`` raises a ``BackendError``,
+  ``stall_at=N stall=S`` waits S seconds more before token N (a jitter spike).
 - ``PRECISION:key=value`` applies to the lane at that precision only, so one comparison can hold
   a lane that hangs next to one that does not.
 
@@ -48,7 +49,7 @@ DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005
 VERSION = "scripted 1"
 DIRECTIVE = re.compile(
-    r"(?<![\w:-])(?:([a-z][a-z-]*):)?(tokens|delay|first_delay|hang_after|crash_after|fail_after)=([0-9.]+)"
+    r"(?<![\w:-])(?:([a-z][a-z-]*):)?(tokens|delay|first_delay|hang_after|crash_after|fail_after|stall_at|stall)=([0-9.]+)"
 )
 
 
@@ -126,7 +127,7 @@ class ScriptedBackend(Backend):
             if script.get("fail_after") == index:
                 raise BackendError(f"{self.label}: generation fails on purpose after {index} tokens.")
             if index:
-                time.sleep(delay)
+                time.sleep(delay + (script.get("stall", 0.0) if script.get("stall_at") == index else 0.0))
             produced += 1
             if on_tokens(f" w{index}", 1, [index]) is False:
                 stopped = True

@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
 METRIC = "metric"  # the key of a field's Metric in dataclasses.Field.metadata
+JSON_ONLY = ("token_times_ms",)  # fields too long for a CSV cell: in the JSON records alone
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,16 @@ class RunReport:
     decode_tokens_per_s: float | None = metric(
         "decode tok/s", digits=1, panel="decode", unit="tok/s", cli="decode tok/s", headline=True
     )
+    # prompt tokens / TTFT: how fast the prompt was read (tokenizing and the first step included)
+    prefill_tokens_per_s: float | None = metric(
+        "prefill tok/s", digits=1, panel="prefill", unit="tok/s", cli="prefill tok/s", cli_digits=0
+    )
+    # Inter-token latency: the gaps between consecutive tokens after the first (stalls, jitter)
+    itl_p50_ms: float | None = metric("ITL p50 (ms)", digits=2, panel="ITL p50", unit="ms", panel_line=2,
+                                      cli="ITL p50 ms")
+    itl_p90_ms: float | None = metric("ITL p90 (ms)", digits=2, panel="p90", unit="ms", panel_line=2)
+    itl_p99_ms: float | None = metric("ITL p99 (ms)", digits=2, panel="p99", unit="ms", panel_line=2,
+                                      cli="ITL p99 ms")
     e2e_s: float | None = metric("end-to-end (s)", digits=2, panel="end-to-end", unit="s", cli="e2e s",
                                  cli_digits=3)
     peak_rss_mb: float | None = metric(
@@ -89,6 +100,8 @@ class RunReport:
     text: str = ""
     stopped: bool = False
     token_ids: list[int] = field(default_factory=list)  # the generated ids, as the runtime made them
+    # each token's arrival, ms since generate began (JSON only: too long for a CSV cell)
+    token_times_ms: list[float] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

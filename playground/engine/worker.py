@@ -213,9 +213,12 @@ class Worker:
             stall = watch.finish()
         other_cpu = others.percent()
         meter.flush(finished)
+        summary = meter.summary(finished)
+        ttft = summary["ttft_s"]
         self.send(
             Result(
-                **meter.summary(finished),
+                **summary,
+                prefill_tokens_per_s=output.prompt_tokens / ttft if output.prompt_tokens and ttft else None,
                 prompt_tokens=output.prompt_tokens,
                 new_tokens=meter.count or output.new_tokens,
                 stopped=output.stopped or self.stop.is_set(),

@@ -13,7 +13,7 @@ import json
 import secrets
 from pathlib import Path
 
-from playground.engine.records import RunRecord
+from playground.engine.records import JSON_ONLY, RunRecord
 from playground.history.location import data_dir
 
 FOLDER = "exports"
@@ -33,15 +33,15 @@ def new_export_folder() -> Path:
 
 def csv_fields(rows: list[dict], record_type: type[RunRecord] = RunRecord) -> list[str]:
     lead = [name for name in LEAD_FIELDS if any(name in row for row in rows)]
-    return [*lead, *record_type.field_names()]
+    return [*lead, *(name for name in record_type.field_names() if name not in JSON_ONLY)]
 
 
 def write_exports(
     rows: list[dict], folder: Path | None = None, record_type: type[RunRecord] = RunRecord,
     stem: str = "results",
 ) -> tuple[Path, Path]:
-    """``<stem>.csv`` (every field, token ids as one space-separated cell) and ``<stem>.json`` (the
-    rows as they are) in ``folder``, a new export folder by default."""
+    """``<stem>.csv`` (every field but the per-token times, token ids as one space-separated cell)
+    and ``<stem>.json`` (the rows as they are) in ``folder``, a new export folder by default."""
     folder = folder or new_export_folder()
     csv_path = folder / f"{stem}.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
