@@ -125,17 +125,16 @@ def test_an_hf_folder_is_converted_and_quantised_through_the_cache(tmp_path: Pat
     except Exception as exc:
         pytest.skip(reason=str(exc))
     model = tiny_llama(tmp_path / "tiny-llama")
-    first = run(["llama.cpp:cpu:Q8_0", "llama.cpp:cpu:F16"], str(model), max_new_tokens=6)
+    # Q8_0, and auto: a folder without a GGUF of its own gets Q4_K_M (F16 is the step between)
+    first = run(["llama.cpp:cpu:Q8_0", "llama.cpp"], str(model), max_new_tokens=6)
     assert all(r.ok for r in first), [r.error for r in first]
     for record in first:
         assert record.new_tokens == 6 and record.conversion_s > 0 and record.conversion_reused is False
-    assert {r.precision for r in first} == {"Q8_0", "F16"}
+    assert [r.precision for r in first] == ["Q8_0", "Q4_K_M"]
     converted = sorted(p.name for p in (own_cache / "conversions" / "gguf").iterdir() if p.is_dir())
-    assert len(converted) == 2 and all(name.endswith(("-Q8_0", "-F16")) for name in converted), converted
+    assert len(converted) == 2 and all(name.endswith(("-Q8_0", "-Q4_K_M")) for name in converted), converted
     (again,) = run(["llama.cpp:cpu:Q8_0"], str(model), max_new_tokens=6)
     assert again.ok and again.conversion_reused is True and again.conversion_s == 0
-    (auto,) = run(["llama.cpp"], str(model), max_new_tokens=4)  # no GGUF of its own: auto = Q4_K_M
-    assert auto.ok and auto.precision == "Q4_K_M", auto.error
 
 
 def test_bad_choices_get_one_line_each_while_the_good_lane_runs(smollm2: Path) -> None:
