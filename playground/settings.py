@@ -49,11 +49,11 @@ class GenerationSettings:
         return asdict(self)
 
 
-def validate_prompt(prompt: str) -> str:
+def validate_prompt(prompt: str, char_limit: int | None = None) -> str:
+    """Refuse an empty prompt, and one over ``char_limit`` characters (None: no cap; the model's
+    context still bounds it, checked on its tokens)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise SettingsError("The prompt is empty: type a question or pick an example.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise SettingsError(
-            f"The prompt is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}."
-        )
+    if char_limit is not None and len(prompt) > char_limit:
+        raise SettingsError(f"The prompt is {len(prompt):,} characters long; the limit is {char_limit:,}.")
     return prompt

@@ -53,7 +53,7 @@ def test_defaults_are_the_single_agreed_values() -> None:
     ({"warmup": 11}, "warm-up runs must be between 0 and 10"),
     ({"runs": 0}, "measured runs must be between 1 and 100"),
     ({"runs": 101}, "measured runs must be between 1 and 100"),
-    ({"prompt": "x" * 40_000}, "The prompt is 40,000 characters long; the limit is 32,000."),
+    ({"system_prompt": "x" * 40_000}, "The system prompt is 40,000 characters long; the limit is 32,000."),
 ])
 def test_bounds_are_enforced_with_a_readable_message(values: dict, message: str) -> None:
     with pytest.raises(SettingsError) as caught:

@@ -58,6 +58,21 @@ def test_the_owners_page_has_no_work_limit_and_a_strangers_has_the_launch_option
     assert AppOptions(share=True, max_tokens_per_request=0).policy.max_tokens_per_request is None
 
 
+def test_only_a_strangers_prompt_is_capped_in_characters_the_owners_by_the_model_context(
+        scripted_backend: None) -> None:
+    """Issue 13: the owner's page and the CLI may send a prompt as long as the model's context; the
+    32,000-character cap is an untrusted page's, applied before anything tokenises the prompt."""
+    long = request(lanes=1, warmup=0, runs=1, tokens=8)
+    long.prompts = ["word " * 8_000]  # 40,000 characters
+    with pytest.raises(SettingsError, match=r"The prompt is 40,000 characters long; the limit is 32,000\."):
+        AppOptions(share=True).policy.check_work(long)
+    AppOptions(host="127.0.0.1").policy.check_work(long)
+    Policy.local().check_work(long)
+    # the engine then bounds it by the model's context (the demo model's: 1,024 tokens)
+    with pytest.raises(SettingsError, match="the model's context is 1,024 tokens"):
+        Comparison(long)
+
+
 def test_a_lane_is_the_same_whatever_the_case_of_its_device(scripted_backend: None) -> None:
     twice = ComparisonRequest(prompts=["tokens=2"], specs=[BackendSpec.parse("scripted:CPU:scripted"),
                                                            BackendSpec.parse("scripted:cpu:scripted")])

@@ -104,6 +104,9 @@ def test_work_over_the_limit_is_refused_before_any_worker(public_app: AppServer)
     # a local folder from a stranger's page is refused too (the trust is the network page's)
     folder = client.predict(api_name="/compare", prompt="tokens=3", backends="scripted", model="/etc")
     assert not folder["ok"] and folder["error"], folder
+    # a stranger's prompt is capped in characters before it is tokenised (the owner's is not)
+    long = client.predict(api_name="/compare", prompt="tokens=3 " + "x" * 40_000, backends="scripted")
+    assert not long["ok"] and "the limit is 32,000" in long["error"] and long["records"] == [], long
 
 
 def test_a_full_queue_refuses_the_next_comparison(public_app: AppServer) -> None:

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from playground.engine.parameters import SettingsError
+from playground.engine.parameters import MAX_PROMPT_CHARS, SettingsError
 from playground.engine.records import BackendSpec
 from playground.models.catalog import CATALOG
 from playground.models.resolve import HUB_ID, ModelNotFoundError, ModelSource, needs_download, resolve_model
 from playground.paths import DEMO_MODEL_ID
+from playground.settings import validate_prompt
 
 if TYPE_CHECKING:
     from playground.engine.comparison import ComparisonRequest
@@ -64,8 +65,17 @@ class Policy:
         if self.max_lanes is not None and len(specs) > self.max_lanes:
             raise SettingsError(f"Pick at most {self.max_lanes} backends at once.")
 
+    @property
+    def prompt_char_limit(self) -> int | None:
+        """Strangers may paste megabytes: their prompts are capped before anything tokenises them.
+        The owner's page and the CLI send prompts as long as the model's context."""
+        return MAX_PROMPT_CHARS if self.untrusted else None
+
     def check_work(self, request: ComparisonRequest) -> None:
-        """Refuse a comparison that could generate more tokens than this caller may ask for."""
+        """Refuse a prompt longer than this caller may send, and a comparison that could generate
+        more tokens than this caller may ask for."""
+        for prompt in request.prompts:
+            validate_prompt(prompt, self.prompt_char_limit)
         limit = self.max_tokens_per_request
         if limit is None:
             return

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from playground.models.chat import DEFAULT_SYSTEM_PROMPT
 
 MAX_NEW_TOKENS_LIMIT = 4096
-MAX_PROMPT_CHARS = 32_000  # untrusted pages may paste megabytes; refuse before tokenising
+MAX_PROMPT_CHARS = 32_000  # untrusted pages may paste megabytes; refuse before tokenising (policy)
 MAX_SEED = 2**31 - 1
 REFERENCE_AUTO = "auto"  # == engine.reference.AUTO (the highest precision lane)
 Mode = Literal["sequential", "parallel"]
@@ -48,7 +48,9 @@ def declared(annotation: Any, default: Any, description: str, **options: Any) ->
 # In /compare's positional order (gradio_client callers may pass them by position).
 FIELDS: dict[str, Declared] = {
     "prompt": declared(
-        str, "", "the user's question, sent to every backend", label="Prompt", max_length=MAX_PROMPT_CHARS,
+        # no length bound here: the model's context bounds it, and an untrusted page's policy caps
+        # it at MAX_PROMPT_CHARS (playground.engine.policy) before it is tokenised
+        str, "", "the user's question, sent to every backend", label="Prompt",
         widget="textbox", elem_id="prompt", cli=False, api_required=True),
     "backends": declared(
         str, "", "comma list of name[:device[:precision]] ('' = the default selection)", label="Backends",
