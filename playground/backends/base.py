@@ -30,6 +30,8 @@ __all__ = [
     "GenerationOutput",
     "MissingPackageError",
     "ModelFormatError",
+    "NotSupportedError",
+    "PerplexityResult",
     "ProgressCallback",
     "TokenCallback",
 ]
@@ -92,6 +94,21 @@ class GenerationOutput:
     server_completion_tokens: int | None = None
 
 
+class NotSupportedError(BackendError):
+    """This backend cannot do what was asked (its runtime exposes no logits); the message says why."""
+
+
+@dataclass
+class PerplexityResult:
+    """A held-out text's perplexity, from the runtime's own logits (``backends/perplexity.py``)."""
+
+    perplexity: float
+    tokens: int  # tokens scored (the text's tokens but the first, which nothing predicts)
+    windows: int = 1  # forward passes over the text (strided when it is longer than a window)
+    window: int = 0  # tokens per window at most
+    source: str = ""  # what the logits came from, e.g. "torch forward"
+
+
 class Backend(ABC):
     """A runtime that loads one model at one precision on one device and streams tokens.
 
@@ -151,6 +168,12 @@ class Backend(ABC):
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
         """Generate from an already chat-templated ``prompt``; stream through ``on_tokens``."""
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        """Perplexity of ``text`` (its first ``max_tokens`` tokens) from the runtime's own logits.
+
+        Optional: a runtime that exposes no logits raises ``NotSupportedError`` saying so."""
+        raise NotSupportedError(f"{self.label} does not compute perplexity")
 
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Release the model; the worker process exits right after, so this may be a no-op."""

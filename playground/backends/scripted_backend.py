@@ -16,6 +16,8 @@ What it does is chosen by its precision (the load) and by ``key=value`` words in
   answering after N tokens (ignores Stop, like a stuck native call), ``crash_after=N`` kills the
   process (SIGKILL, like a native crash), ``fail_after=N`` raises a ``BackendError``,
   ``stall_at=N stall=S`` waits S seconds more before token N (a jitter spike).
+- ``perplexity=X``: after its runs the lane reports perplexity X for the held-out text (scored as
+  its UTF-8 bytes); without it, it says it cannot (the way a runtime without logits does).
 - ``PRECISION:key=value`` applies to the lane at that precision only, so one comparison can hold
   a lane that hangs next to one that does not.
 
@@ -38,6 +40,8 @@ from playground.backends.base import (
     DeviceUnavailableError,
     GenerationOutput,
     ModelFormatError,
+    NotSupportedError,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -49,7 +53,7 @@ DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005
 VERSION = "scripted 1"
 DIRECTIVE = re.compile(
-    r"(?<![\w:-])(?:([a-z][a-z-]*):)?(tokens|delay|first_delay|hang_after|crash_after|fail_after|stall_at|stall)=([0-9.]+)"
+    r"(?<![\w:-])(?:([a-z][a-z-]*):)?(tokens|delay|first_delay|hang_after|crash_after|fail_after|stall_at|stall|perplexity)=([0-9.]+)"
 )
 
 
@@ -114,6 +118,7 @@ class ScriptedBackend(Backend):
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
         script = directives(prompt, self.precision)
+        self.script = script  # perplexity() answers from the last prompt's directives
         prompt_ids = list(prompt.encode())
         wanted = min(int(script.get("tokens", DEFAULT_TOKENS)), settings.max_new_tokens)
         delay = script.get("delay", DEFAULT_DELAY_S)
@@ -133,3 +138,9 @@ class ScriptedBackend(Backend):
                 stopped = True
                 break
         return GenerationOutput(len(prompt_ids), produced, stopped=stopped, prompt_ids=prompt_ids)
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        value = getattr(self, "script", {}).get("perplexity")
+        if value is None:
+            raise NotSupportedError(f"{self.label}: no perplexity= directive in its prompt")
+        return PerplexityResult(value, min(len(text.encode()), max_tokens) - 1, source="scripted")

@@ -268,7 +268,8 @@ def format_table(records: list[RunRecord]) -> str:
             else (group[0].device_note or ("stopped" if any(r.stopped for r in group) else ""))
         )
         agree, first_diff, similarity, flag = agreement_cells(good or [r for r in group if r.ok])
-        row += [agree, first_diff, similarity, "; ".join(filter(None, [flag, host_note(good), note]))]
+        row += [agree, first_diff, similarity,
+                "; ".join(filter(None, [flag, host_note(good), note, perplexity_note(good)]))]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -276,6 +277,12 @@ def format_table(records: list[RunRecord]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def perplexity_note(records: list[RunRecord]) -> str:
+    """Why a lane has no perplexity (its ppl cell shows "-"), when quality was asked."""
+    missing = [r.perplexity_note for r in records if r.perplexity is None and r.perplexity_note]
+    return f"no perplexity: {missing[0]}" if missing else ""
 
 
 def host_note(records: list[RunRecord]) -> str:

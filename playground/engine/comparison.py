@@ -24,6 +24,7 @@ from playground.engine.events import (
     AgreementEvent,
     ErrorEvent,
     LaneEvent,
+    QualityEvent,
     ResultEvent,
     StateEvent,
     TokensEvent,
@@ -32,7 +33,20 @@ from playground.engine.events import (
 from playground.engine.launcher import WorkerDied, WorkerProcess
 from playground.engine.parameters import RunParameters
 from playground.engine.pool import PoolKey, WorkerPool
-from playground.engine.protocol import Failed, Generate, LaneState, Load, Loaded, Progress, Result, Tokens
+from playground.engine.protocol import (
+    Failed,
+    Generate,
+    LaneState,
+    Load,
+    Loaded,
+    Progress,
+    Result,
+    Score,
+    Scored,
+    Tokens,
+)
+from playground.engine.quality import MAX_TOKENS, PerplexityBoard, heldout_for
+from playground.engine.quality import failed as quality_failed
 from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
 from playground.engine.reference import AUTO, AgreementJudge, Changed, reference_order, stop_token_ids
 from playground.engine.stall import judge as judge_stall
@@ -124,6 +138,8 @@ class ComparisonRequest:
     # The lane every answer is compared with: "auto" (highest precision), a lane key or a
     # backend spec name[:device[:precision]] among the selected ones (playground.engine.reference).
     reference: str = AUTO
+    # After its runs, each lane's perplexity on the held-out text (playground.engine.quality).
+    quality: bool = False
 
 
 @dataclass
@@ -163,8 +179,11 @@ class Comparison:
                                                          download=False)
         self.prompts = [self._prepare(prompt) for prompt in request.prompts]
         model_dir = self.model.path
+        order = reference_order(request.specs, request.reference)
+        self.heldout = heldout_for(model_dir) if request.quality else None
+        self.perplexity = PerplexityBoard(order, self.heldout.name if self.heldout else "")
         self.judge = AgreementJudge(
-            reference_order(request.specs, request.reference),
+            order,
             greedy=not request.settings.do_sample,
             stop_ids=stop_token_ids(model_dir),
             retokenise=lambda text: encode(model_dir, text),
@@ -260,7 +279,7 @@ class Comparison:
                     generating.remove(lane)
                     continue
                 if isinstance(message, Failed) or (
-                    isinstance(message, Result) and message.run_id == lane.run_id
+                    isinstance(message, (Result, Scored)) and message.run_id == lane.run_id
                 ):
                     lane.current, lane.in_flight = None, False  # answered its Stop: idle, fit for the pool
                     lane.finish(LaneState.STOPPED, "cancelled", close_timeout=CANCEL_GRACE_S)
@@ -315,11 +334,17 @@ class Comparison:
                 yield from self._drive([lane])
         if not self.cancelled:
             yield from self.agreement_events(self.judge.finish())
+            yield from self.quality_events(self.perplexity.finish())
 
     def agreement_events(self, changed: Changed) -> Iterator[LaneEvent]:
         """Records whose agreement with the reference changed after they were reported."""
         for key, record in changed:
             yield AgreementEvent(key, record)
+
+    def quality_events(self, changed: Changed) -> Iterator[LaneEvent]:
+        """Records whose perplexity, or its ratio to the reference lane's, was set or changed."""
+        for key, record in changed:
+            yield QualityEvent(key, record)
 
     def _drive(self, lanes: list[_Lane]) -> Iterator[LaneEvent]:
         live: list[_Lane] = []
@@ -372,7 +397,9 @@ class _Lane:
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
         self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
         self.run_id = ""  # of the run in flight (Generate / Stop / Result carry it)
-        self.in_flight = False  # its Generate went out and no answer came yet
+        self.in_flight = False  # its Generate (or Score) went out and no answer came yet
+        self.scoring = False  # its Score went out: the next answer is a Scored (or Failed)
+        self.scored = False  # asked once, after its runs
         self.plan: deque[tuple[int, int]] = deque(
             (index, run)
             for index in range(len(comparison.prompts))
@@ -481,6 +508,11 @@ class _Lane:
                             self.run_id)
                 return
             yield from self._finish_run(message)
+        elif isinstance(message, Scored) and self.scoring:
+            yield from self._scored(message)
+        elif isinstance(message, Failed) and self.scoring:
+            log.warning("%s: perplexity failed: %s", self.key, message.message)
+            yield from self._scored(quality_failed(message.message))
         elif isinstance(message, Failed):
             # the traceback goes to the log file (and the record), the one sentence to the console too
             log.info("%s: traceback of the failed %s:\n%s", self.key, message.command, message.traceback)
@@ -495,6 +527,9 @@ class _Lane:
 
     def _next_run(self) -> Iterator[LaneEvent]:
         assert self.worker is not None
+        if not self.plan and self._wants_score():
+            yield from self._score()
+            return
         if not self.plan or self.comparison.stopping:
             final = LaneState.STOPPED if self.comparison.stopping else LaneState.DONE
             yield self.finish(final, "stopped" if final is LaneState.STOPPED else "all runs finished")
@@ -532,6 +567,37 @@ class _Lane:
         if not settle:
             yield self._state(LaneState.GENERATING, label)
 
+    def _wants_score(self) -> bool:
+        """Quality asked, not yet scored, not stopping, and some run of this lane succeeded."""
+        heldout = self.comparison.heldout
+        board = self.comparison.perplexity
+        return (heldout is not None and not self.scored and not self.comparison.stopping
+                and any(record.ok for record in board.records.get(self.key, [])))
+
+    def _score(self) -> Iterator[LaneEvent]:
+        """After the runs: ask the worker for the held-out text's perplexity (``Score``)."""
+        assert self.worker is not None and self.comparison.heldout is not None
+        heldout = self.comparison.heldout
+        self.scored = self.scoring = True
+        self.tokens_in_run = 0
+        self.run_id = uuid.uuid4().hex[:16]
+        try:
+            self.worker.send(Score(heldout.text, MAX_TOKENS, run_id=self.run_id))
+        except WorkerDied as exc:
+            yield from self.fail(str(exc))
+            return
+        self.in_flight = True
+        self.last_heard = time.monotonic()
+        yield self._state(LaneState.GENERATING, f"measuring perplexity on {heldout.name}")
+
+    def _scored(self, scored: Scored) -> Iterator[LaneEvent]:
+        self.scoring = self.in_flight = False
+        if scored.perplexity is not None:
+            log.info("%s: perplexity %.3f over %d tokens in %.2f s (%s)", self.key, scored.perplexity,
+                     scored.tokens, scored.seconds, scored.source)
+        yield from self.comparison.quality_events(self.comparison.perplexity.add(self.key, scored))
+        yield from self._next_run()
+
     def _finish_run(self, result: Result | None, error: str = "", trace: str = "") -> Iterator[LaneEvent]:
         index, run = self.current or (0, 0)
         self.current = None
@@ -539,6 +605,7 @@ class _Lane:
         if run > 0 or error:
             record = self._record(index, max(run, 0), result, error, trace)
             self.comparison.records.append(record)
+            self.comparison.perplexity.add_record(self.key, record)
             changed = [item for item in self.comparison.judge.add(self.key, record) if item[1] is not record]
             yield ResultEvent(self.key, record)
             yield from self.comparison.agreement_events(changed)
@@ -617,6 +684,7 @@ class _Lane:
         yield self.finish(state, message)
         # a failed reference hands over to the next lane in line (auto), or leaves none
         yield from self.comparison.agreement_events(self.comparison.judge.lane_ended(self.key))
+        yield from self.comparison.quality_events(self.comparison.perplexity.lane_ended(self.key))
 
     # -- timeouts ----------------------------------------------------------------------------
 

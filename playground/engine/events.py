@@ -69,4 +69,14 @@ class AgreementEvent:
     record: RunRecord
 
 
-LaneEvent = StateEvent | TokensEvent | ResultEvent | ErrorEvent | WorkerEvent | AgreementEvent
+@dataclass
+class QualityEvent:
+    """An earlier record whose perplexity (or its ratio to the reference lane's) was set or changed:
+    the lane was scored after its runs (``playground.engine.quality``)."""
+
+    kind: ClassVar[str] = "quality"
+    lane: str
+    record: RunRecord
+
+
+LaneEvent = StateEvent | TokensEvent | ResultEvent | ErrorEvent | WorkerEvent | AgreementEvent | QualityEvent

@@ -71,7 +71,8 @@ class _Run(BaseModel):
         return ComparisonRequest(
             prompts=[prompt] if prompt.strip() else [], specs=list(specs), model=self.model.strip(),
             system_prompt=self.system_prompt.strip() or None, settings=self.generation(), mode=self.mode,
-            warmup=self.warmup, runs=self.runs, reference=self.reference.strip() or REFERENCE_AUTO, **engine,
+            warmup=self.warmup, runs=self.runs, reference=self.reference.strip() or REFERENCE_AUTO,
+            quality=self.quality, **engine,
         )
 
     @classmethod

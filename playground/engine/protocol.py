@@ -5,9 +5,9 @@ Both sides send ``encode(message)`` and read ``decode(data)``: on the wire a mes
 another interpreter) and a message that does not fit them fails loudly as a ``ProtocolError``
 instead of being unpacked by position.
 
-Engine -> worker: ``Probe``, ``Load``, ``Generate``, ``Stop`` (read out of band), ``Exit``.
+Engine -> worker: ``Probe``, ``Load``, ``Generate``, ``Score``, ``Stop`` (read out of band), ``Exit``.
 Worker -> engine: ``Hello`` (once), ``Probed``, ``Progress``, ``Loaded``, ``Tokens``, ``Result``,
-``Failed`` (any command, with its traceback).
+``Scored``, ``Failed`` (any command, with its traceback).
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ class Generate:
 
 
 @dataclass
+class Score:
+    """The perplexity of a held-out text from the loaded runtime's own logits (after the lane's runs)."""
+
+    kind: ClassVar[str] = "score"
+    text: str
+    max_tokens: int  # score at most this many of its tokens
+    run_id: str = ""  # the ``Scored`` echoes it
+
+
+@dataclass
 class Stop:
     """Stop the run named ``run_id`` (queued or generating); a stop for a run that already ended
     is ignored, so it can never reach a later run on the same (pooled) worker."""
@@ -119,7 +129,7 @@ class Exit:
     kind: ClassVar[str] = "exit"
 
 
-Command = Probe | Load | Generate | Stop | Exit
+Command = Probe | Load | Generate | Score | Stop | Exit
 
 
 # -- worker -> engine --------------------------------------------------------------------------
@@ -192,6 +202,25 @@ class Result(RunReport):
 
 
 @dataclass
+class Scored:
+    """The answer to ``Score``: a perplexity, or None and ``note`` saying why this runtime cannot."""
+
+    kind: ClassVar[str] = "scored"
+    perplexity: float | None
+    tokens: int = 0  # tokens scored
+    windows: int = 0
+    window: int = 0
+    source: str = ""  # what the logits came from
+    seconds: float = 0.0
+    note: str = ""
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.perplexity is not None and not self.perplexity >= 1.0:  # also refuses NaN
+            raise ProtocolError(f"a perplexity is at least 1, not {self.perplexity!r}")
+
+
+@dataclass
 class Failed:
     kind: ClassVar[str] = "failed"
     command: str  # the kind of the command that failed
@@ -199,11 +228,12 @@ class Failed:
     traceback: str = ""  # for the record and the log, never the page
 
 
-Message = Hello | Probed | Progress | Loaded | Tokens | Result | Failed
+Message = Hello | Probed | Progress | Loaded | Tokens | Result | Scored | Failed
 
 _KINDS: dict[str, type] = {
     cls.kind: cls
-    for cls in (Probe, Load, Generate, Stop, Exit, Hello, Probed, Progress, Loaded, Tokens, Result, Failed)
+    for cls in (Probe, Load, Generate, Score, Stop, Exit, Hello, Probed, Progress, Loaded, Tokens, Result,
+                Scored, Failed)
 }
 
 
@@ -248,6 +278,8 @@ __all__ = [
     "Progress",
     "ProtocolError",
     "Result",
+    "Score",
+    "Scored",
     "Stop",
     "Tokens",
     "decode",

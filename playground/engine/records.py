@@ -165,6 +165,14 @@ class RunRecord(LoadReport, RunReport):
     text_similarity: float | None = None  # 0-1, word-level similarity of the two texts
     agreement_flag: bool = False  # far below its peers: the answer is likely broken
     agreement_note: str = ""  # why flagged, "reference", or what limits the numbers
+    # Quality (issue 13): the held-out text's perplexity from this lane's runtime's own logits,
+    # measured once after its runs when asked (``quality``); the same on every run of the lane.
+    perplexity: float | None = metric("perplexity", digits=2, panel="perplexity", panel_line=1, cli="ppl")
+    perplexity_vs_reference: float | None = metric(  # this lane's perplexity / the reference lane's
+        "ppl vs reference", digits=2, panel="vs reference", unit="x", panel_line=1, cli="ppl/ref")
+    perplexity_tokens: int | None = None  # tokens scored
+    perplexity_text: str = ""  # which held-out text (assets/heldout/)
+    perplexity_note: str = ""  # why there is none (the runtime exposes no logits), or its reference
     # How the figures were taken (issue 9): the runtimes' thread budget, their versions, whether a
     # browser page was streaming this run, and how much of the machine everything else used.
     threads: int | None = None

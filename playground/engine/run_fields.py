@@ -98,4 +98,9 @@ FIELDS: dict[str, Declared] = {
         "transformers first on ties) or name[:device[:precision]] of a selected one",
         label="Compare answers against", max_length=200, widget="dropdown", elem_id="reference",
         info="every answer's token agreement and text similarity with this lane's"),
+    "quality": declared(
+        bool, False, "after its runs, measure each lane's perplexity on a held-out text (assets/heldout/) "
+        "from its runtime's own logits", label="Measure perplexity (quality)", widget="checkbox",
+        elem_id="quality", info="after the runs; backends without logits say why",
+        cli_flags={"--perplexity": (True, "measure each lane's perplexity on the held-out text")}),
 }

@@ -2,8 +2,8 @@
 
 Started by ``playground.engine.launcher`` as ``python -m playground.engine.worker``; it
 connects back over an authenticated local socket, then serves the commands of
-``playground.engine.protocol``: ``Probe``, ``Load``, ``Generate``, ``Stop`` (out of band, from a
-reader thread), ``Exit``.
+``playground.engine.protocol``: ``Probe``, ``Load``, ``Generate``, ``Score``, ``Stop`` (out of band,
+from a reader thread), ``Exit``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from playground.engine.protocol import (
     Progress,
     ProtocolError,
     Result,
+    Score,
+    Scored,
     Stop,
     Tokens,
     decode,
@@ -133,7 +135,8 @@ class Worker:
 
     def serve(self) -> None:
         threading.Thread(target=self.read_commands, daemon=True).start()
-        handlers = {Probe: self.do_probe, Load: self.do_load, Generate: self.do_generate}
+        handlers = {Probe: self.do_probe, Load: self.do_load, Generate: self.do_generate,
+                    Score: self.do_score}
         while True:
             command = self.commands.get()
             if isinstance(command, Exit):
@@ -236,6 +239,21 @@ class Worker:
                 run_id=command.run_id,
             )
         )
+
+    def do_score(self, command: Score) -> None:
+        """The held-out text's perplexity from the runtime's own logits, or why it has none."""
+        from playground.backends.base import BackendError, NotSupportedError
+
+        if self.backend is None:
+            raise BackendError("No model loaded")
+        started = time.perf_counter()
+        try:
+            result = self.backend.perplexity(command.text, command.max_tokens)
+        except NotSupportedError as exc:
+            self.send(Scored(None, note=str(exc), run_id=command.run_id))
+            return
+        self.send(Scored(result.perplexity, result.tokens, result.windows, result.window, result.source,
+                         round(time.perf_counter() - started, 3), run_id=command.run_id))
 
 
 def _digest(ids: Sequence[int]) -> str:

@@ -19,6 +19,7 @@ from playground.engine.events import (
     AgreementEvent,
     ErrorEvent,
     LaneEvent,
+    QualityEvent,
     ResultEvent,
     StateEvent,
     TokensEvent,
@@ -81,7 +82,7 @@ class LaneView:
                 self.text = event.record.text
             if event.record.error:
                 self.error = event.record.error
-        elif isinstance(event, AgreementEvent):
+        elif isinstance(event, (AgreementEvent, QualityEvent)):
             # the reference answered after this run: redraw it if it is the run shown
             shown, record = self.record, event.record
             if shown is None or (shown.run, shown.prompt_index) == (record.run, record.prompt_index):

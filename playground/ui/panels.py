@@ -66,6 +66,8 @@ def metrics_markdown(lane: LaneView) -> str:
     if record is not None and record.ok:
         figures = figure_lines(record)
         figures[1] += ["stopped early" if record.stopped else "", record.device_note]
+        if record.perplexity is None and record.perplexity_note:
+            figures[1].append(f"perplexity - ({_escape(record.perplexity_note)})")
         lines += [" · ".join(filter(None, line)) for line in figures]
         lines.append(agreement_markdown(record))
         if record.busy_machine:
