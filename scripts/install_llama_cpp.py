@@ -7,10 +7,11 @@ build decides which hardware it can use (CMAKE_ARGS). So this script:
 
 1. checks for CMake and a C/C++ compiler, and says how to get them when missing;
 2. builds a wheel with ``pip wheel`` into a folder of the playground's cache keyed by the version and
-   CMAKE_ARGS (default ``-DGGML_NATIVE=ON``: a CPU build for this machine's SIMD features), with
+   CMAKE_ARGS (default: a CPU build for this machine's SIMD features, ``-DGGML_NATIVE=ON``, on x86 without
+   AMX: its kernels crashed every multi-token prefill on our AMX VM, and AI PC CPUs have none), with
    ``CMAKE_BUILD_PARALLEL_LEVEL`` = the CPU count unless set; a second run, or a fresh venv on the same
-   machine, installs that wheel in seconds (the default CPU build may also come from pip's own wheel
-   cache; a build with other CMAKE_ARGS never does, pip's cache key does not know them);
+   machine, installs that wheel in seconds (pip's own wheel cache is not used: its key does not know
+   CMAKE_ARGS, so it would hand a CPU build to a GPU request);
 3. installs it with ``--no-deps`` and ``requirements-llama-cpp.txt`` (its deps and the ``[server]``
    extra, pinned);
 4. copies the converter llama.cpp ships in the source package (``convert_hf_to_gguf.py``, its
@@ -27,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -39,7 +41,6 @@ from install_tools import dist_version, logger, runner  # scripts/ is this scrip
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DIST = "llama-cpp-python"
 VERSION = "0.3.36"
-DEFAULT_CMAKE_ARGS = "-DGGML_NATIVE=ON"
 REQUIREMENTS = REPO_ROOT / "requirements-llama-cpp.txt"
 BUILD_DIR = REPO_ROOT / "build" / "llama-cpp"
 CONVERTER_DIR = BUILD_DIR / "converter"
@@ -52,8 +53,16 @@ log = logger("install_llama_cpp")
 run = runner(log)
 
 
+def default_cmake_args() -> str:
+    """A native CPU build; on x86 (gcc / clang) without AMX."""
+    if sys.platform != "win32" and platform.machine().lower() in ("x86_64", "amd64"):
+        flags = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+        return f'-DGGML_NATIVE=ON "-DCMAKE_C_FLAGS={flags}" "-DCMAKE_CXX_FLAGS={flags}"'
+    return "-DGGML_NATIVE=ON"
+
+
 def cmake_args() -> str:
-    return os.environ.get("CMAKE_ARGS", "").strip() or DEFAULT_CMAKE_ARGS
+    return os.environ.get("CMAKE_ARGS", "").strip() or default_cmake_args()
 
 
 def expected_stamp() -> dict:
@@ -101,9 +110,9 @@ def build_wheel(python: str) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     env = dict(os.environ, CMAKE_ARGS=cmake_args())
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
-    command = [python, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp), f"{DIST}=={VERSION}"]
-    if cmake_args() != DEFAULT_CMAKE_ARGS:
-        command.insert(4, "--no-cache-dir")  # pip's wheel cache would hand back the CPU build
+    # --no-cache-dir: pip's wheel cache is keyed by the source alone and could hand back another build
+    command = [python, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "-w", str(tmp),
+               f"{DIST}=={VERSION}"]
     log(f"building {DIST} {VERSION} with CMAKE_ARGS={env['CMAKE_ARGS']!r}, "
         f"{env['CMAKE_BUILD_PARALLEL_LEVEL']} parallel jobs (several minutes on 2 cores)")
     started = time.monotonic()
