@@ -34,6 +34,7 @@ from playground.backends.base import (
     GenerationOutput,
     MissingPackageError,
     ModelFormatError,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -206,6 +207,15 @@ class NPULibraryBackend(Backend):
             raise BackendError(f"{self.label}: no model loaded")
         with self._busy:
             return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens)
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        from playground.backends.perplexity import hf_perplexity
+
+        if self.model is None:
+            raise BackendError(f"{self.label}: no model loaded")
+        with self._busy:  # the compiled model's forward gives the logits of every position
+            return hf_perplexity(self.model, self.tokenizer, text, max_tokens, self.context_length,
+                                 f"compiled model forward logits ({self.precision}, {self.device})")
 
     def unload(self) -> None:
         self.model = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from playground.backends.base import (
     DeviceProbe,
     DeviceUnavailableError,
     GenerationOutput,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -169,6 +171,38 @@ class ONNXRuntimeGenAIBackend(Backend):
                 stopped = True
                 break
         return GenerationOutput(prompt_tokens, count, stopped, prompt_ids=tokens.tolist())
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        """A fresh og.Generator per window: ``append_tokens`` runs the window's prefill, and the
+        model's "logits" output holds one row per appended token (``get_logits()`` gives only the
+        last); an older build that keeps only the last row is read one token at a time."""
+        import numpy as np
+        import onnxruntime_genai as og
+
+        from playground.backends.perplexity import perplexity_of
+
+        def generator(length: int) -> Any:
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(max_length=length + 1, do_sample=False)
+            return og.Generator(self.model, params)
+
+        def logits_of(piece: Sequence[int]) -> np.ndarray:
+            ids = np.asarray(piece, dtype=np.int32)
+            first = generator(len(ids))
+            first.append_tokens(ids)
+            rows = np.asarray(first.get_output("logits"))[0]
+            if rows.shape[0] == len(ids):
+                return rows
+            stepped = generator(len(ids))  # one token per step: get_logits() after each
+            out = []
+            for token in ids:
+                stepped.append_tokens(np.asarray([token], dtype=np.int32))
+                out.append(np.asarray(stepped.get_logits())[0, -1])
+            return np.stack(out)
+
+        ids = self.tokenizer.encode(text).tolist()
+        return perplexity_of(ids, self.context_length, logits_of, max_tokens,
+                             f"og.Generator logits ({self.precision}, {self.device})")
 
     def unload(self) -> None:
         self.model = None

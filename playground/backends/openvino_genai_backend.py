@@ -11,6 +11,8 @@ from playground.backends.base import (
     BackendError,
     BackendProbe,
     GenerationOutput,
+    NotSupportedError,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -98,6 +100,12 @@ class OpenVINOGenAIBackend(Backend):
         self.pipe.generate(inputs, config, streamer)
         prompt_ids = inputs.input_ids.data[0].tolist()
         return GenerationOutput(prompt_tokens, streamer.count, streamer.stopped, prompt_ids=prompt_ids)
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        raise NotSupportedError(
+            "OpenVINO GenAI's LLMPipeline exposes no logits (it returns tokens, and scores of the chosen "
+            "tokens only); optimum-intel's lane reads the logits of the same kind of IR"
+        )
 
 
 def make_counting_streamer(ov_genai: Any, tokenizer: Any, on_tokens: TokenCallback) -> Any:

@@ -11,6 +11,7 @@ from playground.backends.base import (
     BackendProbe,
     DeviceProbe,
     GenerationOutput,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -73,6 +74,13 @@ class OptimumIntelBackend(Backend):
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
         return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens)
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        from playground.backends.perplexity import hf_perplexity
+
+        # OVModelForCausalLM's forward without past key values starts from an empty (stateful) cache
+        return hf_perplexity(self.model, self.tokenizer, text, max_tokens, self.context_length,
+                             f"OVModelForCausalLM forward logits ({self.precision})")
 
     def unload(self) -> None:
         self.model = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,22 @@ def perplexity_of(
     if not math.isfinite(value):
         raise BackendError(f"{source}: the perplexity is not finite (the logits overflowed or are NaN)")
     return PerplexityResult(value, scored, len(spans), window, source)
+
+
+def hf_perplexity(
+    model: Any, tokenizer: Any, text: str, max_tokens: int, context: int | None, source: str, device: str = ""
+) -> PerplexityResult:
+    """A model with a Hugging Face forward (torch, optimum-intel's OpenVINO model, the NPU library's
+    compiled one): its ``logits`` for each window, with the text tokenized as its tokenizer does."""
+    import torch
+
+    def logits_of(piece: Sequence[int]) -> np.ndarray:
+        ids = torch.tensor([list(piece)], dtype=torch.long)
+        if device:
+            ids = ids.to(device)
+        with torch.inference_mode():
+            output = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        return logits[0].float().cpu().numpy()
+
+    return perplexity_of(tokenizer(text)["input_ids"], context, logits_of, max_tokens, source)

@@ -12,6 +12,7 @@ from playground.backends.base import (
     DeviceProbe,
     DeviceUnavailableError,
     GenerationOutput,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -77,6 +78,12 @@ class TransformersBackend(Backend):
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
         return generate_streamed(self.model, self.tokenizer, prompt, settings, on_tokens, self.device)
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        from playground.backends.perplexity import hf_perplexity
+
+        return hf_perplexity(self.model, self.tokenizer, text, max_tokens, self.context_length,
+                             f"torch forward logits ({self.precision})", self.device)
 
     def unload(self) -> None:
         self.model = None
