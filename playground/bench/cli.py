@@ -3,6 +3,7 @@
 python -m playground.bench --runs 3 --json out.json
 python -m playground.bench --backends openvino-genai:NPU:int4,transformers --mode parallel
 python -m playground.bench --list-devices
+python -m playground.bench --sweep 128,512,2k --chart sweep.html
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from playground import logs
 from playground.backends.base import BackendProbe
+from playground.bench import sweep
 from playground.engine import endpoints, parameters
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
@@ -26,7 +28,7 @@ from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields, parse_backend_specs
 from playground.history.owners import LOCAL
 from playground.history.store import default_path, save_to_history
-from playground.models.resolve import ModelNotFoundError, needs_download
+from playground.models.resolve import ModelNotFoundError, ModelSource, needs_download
 
 DEFAULT_PROMPT = "What is the for statement?"
 # JSON rows: the issue's field names first, then the extra context we measure.
@@ -111,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         "timeout=SECONDS; repeatable",
     )
     parser.add_argument(
+        "--sweep",
+        metavar="TOKENS,...",
+        help="prompt-length sweep: the same lanes at each of these prompt lengths in tokens (e.g. "
+        "128,512,2k), cut from a shipped long text; prints prefill and decode tok/s per length",
+    )
+    parser.add_argument("--chart", type=Path, metavar="FILE.html",
+                        help="with --sweep: write prefill and decode tok/s against prompt length here")
+    parser.add_argument(
         "--list-devices",
         action="store_true",
         help="show what each backend can use here, and why not, then exit",
@@ -129,11 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list_devices:
         print(format_probes(probe_all()))
         return 0
+    if args.chart and not args.sweep:
+        print("error: --chart draws a --sweep; add --sweep LENGTHS", file=sys.stderr)
+        return 2
     try:
         request = build_request(args)
         if needs_download(request.model):
             print(f"downloading {request.model!r} from the Hugging Face hub…", file=sys.stderr)
         model, _ = Policy.local().admit(request.model, request.specs)  # the explicit (maybe slow) step
+        swept = sweep_prompts(args, request, model) if args.sweep else None
         comparison = Comparison(request, model=model)
     except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -147,7 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
     records = comparison.records
     print()
-    print(format_table(records))
+    if swept is not None:  # one row per lane and length: the per-lane table would mix the lengths
+        rows = sweep.sweep_rows(records, swept)
+        print(sweep.format_sweep(rows))
+        if args.chart:
+            chart = sweep.write_chart(rows, args.chart, f"prompt-length sweep, {comparison.model.name}")
+            print(f"wrote {chart}")
+    else:
+        print(format_table(records))
     legend = agreement_legend(records)
     if legend:
         print(legend)
@@ -169,6 +190,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tracebacks of the failures: {log_path}" + (f" and {args.json}" if args.json else ""),
               file=sys.stderr)
     return 0 if records and all(r.ok for r in records) else 1
+
+
+def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: ModelSource) -> list:
+    """``--sweep``: the request's prompts become one per length (``playground.bench.sweep``)."""
+    if args.prompt or args.prompts_file:
+        raise SettingsError("--sweep builds its own prompts from a shipped text: leave out --prompt")
+    prompts, skipped = sweep.build_prompts(model.path, sweep.parse_lengths(args.sweep), request.system_prompt,
+                                           request.settings.max_new_tokens, model.context_length)
+    for note in skipped:
+        print(f"sweep: left out {note}", file=sys.stderr)
+    if not prompts:
+        raise SettingsError("--sweep: no length fits this model (see above)")
+    request.prompts = [p.prompt for p in prompts]
+    return prompts
 
 
 def build_request(args: argparse.Namespace) -> ComparisonRequest:

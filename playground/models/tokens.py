@@ -40,3 +40,13 @@ def encode(model_dir: Path, text: str) -> list[int] | None:
         return list(_load(str(tokenizer_file)).encode(text, add_special_tokens=False).ids)
     except Exception:  # a tokenizer.json this version cannot read
         return None
+
+
+def cut_to_tokens(model_dir: Path, text: str, tokens: int) -> str:
+    """The start of ``text`` that the model folder's tokenizer reads as ``tokens`` tokens (all of
+    it when shorter), cut at a token's end by its character offsets, not by decoding ids (a
+    decode can differ from the source text in spaces and bytes). Needs a readable tokenizer.json."""
+    encoding = _load(str(model_dir / "tokenizer.json")).encode(text, add_special_tokens=False)
+    if tokens >= len(encoding.ids):
+        return text
+    return text[: encoding.offsets[max(tokens, 1) - 1][1]]
