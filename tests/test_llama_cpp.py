@@ -147,3 +147,21 @@ def test_bad_choices_get_one_line_each_while_the_good_lane_runs(smollm2: Path) -
         r.ok and r.device == "gpu" for r in records), errors
     assert all("\n" not in e and "Traceback" not in e for e in errors.values())
     assert any(r.ok and r.device == "cpu" and r.new_tokens == 4 for r in records)
+
+
+def test_the_demo_model_converts_with_its_tokenizer_json_alone(own_cache: Path) -> None:
+    """Phi-3 with a SentencePiece-style tokenizer.json and no tokenizer.model: llama.cpp's converter
+    refuses it, ``gguf_convert`` gives it the converter's own Llama-HF vocabulary; the GGUF then
+    tokenises the prompt exactly as the HF tokenizer does."""
+    (record,) = run(["llama.cpp:cpu:F16"], "demo", max_new_tokens=8)
+    assert record.ok and record.precision == "F16" and record.new_tokens == 8, record.error
+    import llama_cpp
+
+    from playground.models.chat import render_prompt
+    from playground.models.tokens import encode
+    from playground.paths import DEMO_MODEL_DIR
+
+    (folder,) = [p for p in (own_cache / "conversions" / "gguf").iterdir() if p.is_dir()]
+    llm = llama_cpp.Llama(model_path=str(folder / "model.gguf"), n_ctx=256, verbose=False)
+    prompt = render_prompt(DEMO_MODEL_DIR, PROMPT)
+    assert llm.tokenize(prompt.encode(), add_bos=False, special=True) == list(encode(DEMO_MODEL_DIR, prompt))

@@ -90,7 +90,10 @@ def converted_gguf(
 
     def convert(out: Path) -> None:
         f16 = out / "model-f16.gguf"
-        command = [sys.executable, str(script), str(model_dir), "--outfile", str(f16), "--outtype", "f16"]
+        # through gguf_convert: the converter itself, plus its Llama-HF vocabulary for a SentencePiece-style
+        # tokenizer shipped without tokenizer.model (the demo model)
+        command = [sys.executable, "-m", "playground.models.gguf_convert", str(script.parent), str(model_dir),
+                   "--outfile", str(f16), "--outtype", "f16"]
         run_tool(command, Failure("llama.cpp", quantize_type, CONVERTER, "", model_dir), progress)
         if not f16.is_file():
             raise ModelFormatError(f"{CONVERTER} finished without writing {f16.name}")
