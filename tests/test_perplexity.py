@@ -164,3 +164,30 @@ def test_the_cli_flag_asks_for_perplexity(tmp_path: Path, capsys: pytest.Capture
     assert "ppl" in printed and "4.25" in printed
     row = json.loads(out.read_text())[0]
     assert row["perplexity"] == 4.25 and row["perplexity_text"] == PYTHON_DOCS
+
+
+@pytest.mark.usefixtures("scripted_backend")
+def test_a_failed_score_is_a_note_not_a_failed_run() -> None:
+    comparison, events = scored_comparison("tokens=4 scripted:perplexity=0.5 load-slow:perplexity=3")
+    failed = [r for r in comparison.records if r.precision == "scripted"]
+    assert all(r.ok and r.perplexity is None for r in failed)
+    note = failed[0].perplexity_note
+    assert note == "perplexity failed: ProtocolError: a perplexity is at least 1, not 0.5"
+    other = [r for r in comparison.records if r.precision == "load-slow"]
+    assert other[0].perplexity == 3.0 and other[0].perplexity_vs_reference == 1.0  # the reference handed over
+    assert [e.message for e in events if e.kind == "state"][-1] == "all runs finished"
+
+
+def test_other_tokenizers_are_noted_beside_the_ratio() -> None:
+    from playground.engine.quality import PerplexityBoard
+    from playground.engine.records import RunRecord
+
+    board = PerplexityBoard(["a", "b"], PYTHON_DOCS)
+    records = {key: RunRecord(key, "cpu", "fp32", "demo", run=1) for key in "ab"}
+    for key, record in records.items():
+        board.add_record(key, record)
+    board.add("a", Scored(10.0, 400))
+    board.add("b", Scored(30.0, 500))
+    assert records["b"].perplexity_vs_reference == 3.0
+    assert records["b"].perplexity_note == "vs a:cpu:fp32's perplexity; 500 tokens scored against its 400: " \
+        "tokenizers differ"

@@ -92,6 +92,9 @@ class PerplexityBoard:
             note = scored.note
             if scored.perplexity is not None and reference and key != reference:
                 note = f"vs {shown}'s perplexity"
+                theirs = self.scored[reference].tokens
+                if scored.tokens != theirs:  # another tokenizer: per-token figures differ by design
+                    note += f"; {scored.tokens} tokens scored against its {theirs}: tokenizers differ"
             elif key == reference and len(self.scored) > 1:
                 note = "reference perplexity"
             for record in self.records.get(key, []):
