@@ -5,6 +5,7 @@ without logits says so. Slow: each lane loads a runtime (the demo model's conver
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -57,10 +58,31 @@ def test_demo_model_fp32_lanes_agree_and_int4_is_not_better() -> None:
 
 def test_smollm2_fp32_is_not_worse_than_int4() -> None:
     smollm2_or_skip()
-    records = scored("smollm2", "transformers:cpu:fp32,optimum-intel:CPU:int4,onnxruntime-genai:cpu:int4")
+    backends = "transformers:cpu:fp32,optimum-intel:CPU:int4,onnxruntime-genai:cpu:int4"
+    if importlib.util.find_spec("llama_cpp"):
+        backends += ",llama.cpp:cpu:auto"  # SmolLM2's own GGUF (Q4_1)
+    records = scored("smollm2", backends)
     fp32 = records["transformers:fp32"].perplexity
     assert fp32 is not None and 1 < fp32 < 100  # a real model on plain English prose
     assert records["transformers:fp32"].perplexity_text == ENGLISH_PROSE
     for key in ("optimum-intel:int4", "onnxruntime-genai:int4"):
         assert records[key].perplexity is not None and fp32 <= records[key].perplexity, key
+    llama = next((r for r in records.values() if r.backend == "llama.cpp"), None)
+    if llama is not None:  # the packaged Q4_1 scores within a few % of fp32 (either side) on 408 tokens
+        assert llama.perplexity is not None and llama.perplexity == pytest.approx(fp32, rel=0.1)
+        assert llama.perplexity_tokens == records["transformers:fp32"].perplexity_tokens
 
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="llama-cpp-python is not installed")
+def test_llama_cpp_logits_on_the_demo_model() -> None:
+    """The demo folder converted to an F16 GGUF: the same weights as fp32, so the same perplexity
+    when llama.cpp's tokenizer splits the text as the folder's does; when it does not (here: 571
+    tokens against 489), the note says so beside the ratio."""
+    records = scored("demo", "transformers:cpu:fp32,llama.cpp:cpu:F16")
+    fp32, llama = records["transformers:fp32"], records["llama.cpp:F16"]
+    assert llama.perplexity is not None and math.isfinite(llama.perplexity) and llama.perplexity > 1
+    if llama.perplexity_tokens == fp32.perplexity_tokens:
+        assert llama.perplexity == pytest.approx(fp32.perplexity, rel=0.01)
+    else:
+        assert "tokenizers differ" in llama.perplexity_note

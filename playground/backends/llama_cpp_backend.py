@@ -19,7 +19,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from playground.backends.base import (
     DeviceProbe,
     DeviceUnavailableError,
     GenerationOutput,
+    PerplexityResult,
     ProgressCallback,
     TokenCallback,
 )
@@ -216,6 +217,39 @@ class LlamaCppBackend(Backend):
             runtime_prefill_s=perf.t_p_eval_ms / 1000 if perf.n_p_eval else None,
             runtime_decode_tokens_per_s=decode_rate,
         )
+
+    def perplexity(self, text: str, max_tokens: int) -> PerplexityResult:
+        """Logits of every position through llama.cpp's batch API: ``Llama(logits_all=True)`` would
+        keep n_ctx x vocab floats for the whole load (1.6 GB for SmolLM2's 8k context), and
+        without it ``Llama.eval`` keeps only the last row, so each window is decoded here in
+        ``n_batch`` pieces with logits asked for on every token (llama-cpp-python's own
+        ``LlamaBatch.set_batch(logits_all=True)`` and context, as ``eval`` uses them)."""
+        import numpy as np
+
+        from playground.backends.perplexity import perplexity_of
+
+        llm = self.llm
+        n_vocab = llm.n_vocab()
+
+        def logits_of(piece: Sequence[int]) -> np.ndarray:
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            rows = []
+            try:
+                for start in range(0, len(piece), llm.n_batch):
+                    batch = list(piece[start:start + llm.n_batch])
+                    llm._batch.set_batch(batch=batch, n_past=start, logits_all=True)
+                    llm._ctx.decode(llm._batch)
+                    flat = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+                    rows.append(flat.reshape(len(batch), n_vocab).copy())
+            finally:  # the next generate() starts from an empty cache either way
+                llm.reset()
+                llm._ctx.kv_cache_clear()
+            return np.concatenate(rows)
+
+        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return perplexity_of(ids, self.context_length, logits_of, max_tokens,
+                             f"llama.cpp batch logits ({self.precision})")
 
     def unload(self) -> None:
         llm = getattr(self, "llm", None)
