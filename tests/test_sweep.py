@@ -58,11 +58,9 @@ def test_the_cli_sweeps_prompt_lengths_and_draws_them(tmp_path: Path) -> None:
 
 
 def test_sweep_mistakes_get_one_line_each() -> None:
-    chart_alone = run_bench("--backends", "scripted", "--chart", "x.html", "--no-history")
-    assert chart_alone.returncode == 2 and "--chart draws a --sweep" in chart_alone.stderr
     with_prompt = run_bench("--backends", "scripted", "--sweep", "64", "--prompt", "hi", "--no-history")
     assert with_prompt.returncode == 2 and "leave out --prompt" in with_prompt.stderr
     too_long = run_bench("--backends", "scripted", "--sweep", "4k", "--no-history")
     assert too_long.returncode == 2 and "no length fits" in too_long.stderr
     assert "exceeds the model's context of 1,024" in too_long.stderr
-    assert "Traceback" not in chart_alone.stderr + with_prompt.stderr + too_long.stderr
+    assert "Traceback" not in with_prompt.stderr + too_long.stderr

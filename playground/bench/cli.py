@@ -18,7 +18,7 @@ from pathlib import Path
 
 from playground import logs
 from playground.backends.base import BackendProbe
-from playground.bench import sweep
+from playground.bench import ranking, sweep
 from playground.engine import endpoints, parameters
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
@@ -119,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "128,512,2k), cut from a shipped long text; prints prefill and decode tok/s per length",
     )
     parser.add_argument("--chart", type=Path, metavar="FILE.html",
-                        help="with --sweep: write prefill and decode tok/s against prompt length here")
+                        help="write a chart here: decode speed x memory x quality per lane, the trade-off "
+                        "front marked (with --sweep: prefill and decode tok/s against prompt length)")
+    parser.add_argument("--target-ttft", type=float, metavar="SECONDS",
+                        help="recommend the lane that meets this TTFT (and --target-decode), from the runs")
+    parser.add_argument("--target-decode", type=float, metavar="TOK_S",
+                        help="recommend the lane that decodes at least this fast (and meets --target-ttft)")
     parser.add_argument(
         "--list-devices",
         action="store_true",
@@ -139,9 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list_devices:
         print(format_probes(probe_all()))
         return 0
-    if args.chart and not args.sweep:
-        print("error: --chart draws a --sweep; add --sweep LENGTHS", file=sys.stderr)
-        return 2
     try:
         request = build_request(args)
         if needs_download(request.model):
@@ -169,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {chart}")
     else:
         print(format_table(records))
+        report_ranking(args, records, comparison.model.name)
     legend = agreement_legend(records)
     if legend:
         print(legend)
@@ -190,6 +193,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tracebacks of the failures: {log_path}" + (f" and {args.json}" if args.json else ""),
               file=sys.stderr)
     return 0 if records and all(r.ok for r in records) else 1
+
+
+def report_ranking(args: argparse.Namespace, records: list[RunRecord], model: str) -> None:
+    """Fastest, smallest, most faithful, the front; the recommendation for stated targets; the chart."""
+    lanes = ranking.lane_figures(records)
+    if len(lanes) > 1:
+        print("\n" + "\n".join(ranking.ranking_lines(lanes)))
+    if lanes and (args.target_ttft is not None or args.target_decode is not None):
+        print("\n" + ranking.recommend(lanes, args.target_ttft, args.target_decode))
+    if args.chart and lanes:
+        print(f"wrote {ranking.write_tradeoff_chart(lanes, args.chart, f'{model}: speed, memory, quality')}")
 
 
 def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: ModelSource) -> list:
