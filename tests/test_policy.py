@@ -115,3 +115,23 @@ def test_per_client_quotas_are_launch_options_of_untrusted_pages_only() -> None:
     quota = AppOptions(public=True, max_jobs_per_client=3, max_tokens_per_client_hour=0).client_quota()
     assert quota is not None and quota.max_jobs == 3 and quota.max_tokens is None
     assert AppOptions(share=True, max_jobs_per_client=0, max_tokens_per_client_hour=0).client_quota() is None
+
+
+def test_the_default_selection_never_exceeds_the_lane_limit() -> None:
+    """Six local runtimes and two configured endpoints: all eight usable, but a page allows six
+    lanes, so the default picks the first six in panel order (the endpoints come after) and Run
+    works at once; an explicit --backends list is taken as given."""
+    from playground.backends.base import BackendProbe, DeviceProbe
+    from playground.engine.policy import MAX_LANES
+    from playground.ui.backend_picker import build_rows
+
+    names = ["transformers", "openvino-genai", "optimum-intel", "onnxruntime-genai", "npu-library",
+             "llama.cpp", "lab", "ollama"]
+    probes = {name: BackendProbe(name, name, installed=True, devices=[DeviceProbe("CPU", True)],
+                                 precisions=["int4"]) for name in names}
+    rows = build_rows(probes, (), MAX_LANES)
+    assert [r.name for r in rows if r.selected] == names[:MAX_LANES]
+    assert all(r.usable for r in rows)  # still pickable: the user chooses which six
+    assert sum(r.selected for r in build_rows(probes, ())) == 8  # the CLI's view: no limit
+    chosen = build_rows(probes, ("lab", "ollama"), MAX_LANES)
+    assert [r.name for r in chosen if r.selected] == ["lab", "ollama"]

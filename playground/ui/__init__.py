@@ -33,7 +33,7 @@ def machine_summary(probes: dict[str, BackendProbe]) -> str:
 def build_app(options: AppOptions, probes: dict[str, BackendProbe],
               quota: ClientQuota | None = None) -> gr.Blocks:
     """``quota``: the per-client limits, shared with the app's request guard (None: none)."""
-    rows = build_rows(probes, options.backends)
+    rows = build_rows(probes, options.backends, options.policy.max_lanes)
     page = build_layout(options, rows, machine_summary(probes))
     controller = Controller(options, rows, RunMonitor(), quota)
     with page.blocks:

@@ -35,8 +35,11 @@ def device_label(device: str, available: bool) -> str:
     return device if available else f"{device} (unavailable)"
 
 
-def build_rows(probes: dict[str, BackendProbe], preselect: tuple[str, ...] = ()) -> list[BackendRow]:
-    """``preselect`` holds ``name[:device[:precision]]`` specs; empty = every usable backend."""
+def build_rows(probes: dict[str, BackendProbe], preselect: tuple[str, ...] = (),
+               max_selected: int | None = None) -> list[BackendRow]:
+    """``preselect`` holds ``name[:device[:precision]]`` specs; empty = every usable backend, up to
+    ``max_selected`` of them in panel order (the lane limit: a default selection the page would
+    refuse to run is no default; configured endpoints come after the local runtimes)."""
     wanted = {spec.backend: spec for spec in parse_backend_specs(preselect)}
     rows = []
     for name, probe in probes.items():
@@ -66,7 +69,8 @@ def build_rows(probes: dict[str, BackendProbe], preselect: tuple[str, ...] = ())
             row.device = spec.device or row.device
             row.precision = spec.precision or row.precision
         else:
-            row.selected = row.usable and not wanted
+            room = max_selected is None or sum(r.selected for r in rows) < max_selected
+            row.selected = row.usable and not wanted and room
         rows.append(row)
     return rows
 
