@@ -25,7 +25,14 @@ from playground.engine.events import LaneEvent
 from playground.engine.parameters import SettingsError
 from playground.engine.policy import Policy
 from playground.engine.probing import probe_all
-from playground.engine.records import BackendSpec, RunRecord, lane_figures, metric_fields, parse_backend_specs
+from playground.engine.records import (
+    BackendSpec,
+    RunRecord,
+    by_lane,
+    lane_figures,
+    metric_fields,
+    parse_backend_specs,
+)
 from playground.history.owners import LOCAL
 from playground.history.store import default_path, save_to_history
 from playground.models.resolve import ModelNotFoundError, ModelSource, needs_download
@@ -278,9 +285,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def format_table(records: list[RunRecord]) -> str:
     """Median and spread (min-max) per lane of every metric declared for the CLI (``Metric.cli``);
     the headline's speed relative to the first lane's median."""
-    lanes: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for record in records:
-        lanes.setdefault((record.backend, record.device, record.precision), []).append(record)
+    lanes = by_lane(records)
     shown = [(f.name, m) for f, m in metric_fields(type(records[0]) if records else None) if m.cli]
     once = lane_figures()
     header = ["backend", "device", "precision", "runs"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.engine.records import RunRecord
+from playground.engine.records import RunRecord, by_lane
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,8 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def lane_figures(records: Sequence[RunRecord]) -> list[LaneFigures]:
-    lanes: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for record in records:
-        lanes.setdefault((record.backend, record.device, record.precision), []).append(record)
     figures = []
-    for (backend, device, precision), runs in lanes.items():
+    for (backend, device, precision), runs in by_lane(records).items():
         good = [r for r in runs if r.ok]
         if not good:
             continue

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.engine.records import RunRecord
+from playground.engine.records import RunRecord, by_lane
 from playground.models.chat import render_prompt
 from playground.models.tokens import count_prompt_tokens, cut_to_tokens
 from playground.paths import REPO_ROOT
@@ -108,12 +108,10 @@ FIGURES = ("prompt_tokens", "ttft_s", "prefill_tokens_per_s", "decode_tokens_per
 
 def sweep_rows(records: Sequence[RunRecord], prompts: Sequence[SweepPrompt]) -> list[dict]:
     """One row per lane and length, medians over its measured runs that succeeded."""
-    lanes = list(dict.fromkeys((r.backend, r.device, r.precision) for r in records))
     rows = []
-    for backend, device, precision in lanes:
+    for (backend, device, precision), lane in by_lane(records).items():
         for index, prompt in enumerate(prompts):
-            runs = [r for r in records if (r.backend, r.device, r.precision) == (backend, device, precision)
-                    and r.prompt_index == index]
+            runs = [r for r in lane if r.prompt_index == index]
             good = [r for r in runs if r.ok]
             row: dict = {"backend": backend, "device": device, "precision": precision,
                          "target_tokens": prompt.target, "runs": len(good),

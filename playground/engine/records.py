@@ -139,6 +139,14 @@ class BackendSpec:
         return cls(parts[0], parts[1], parts[2])
 
 
+def by_lane(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], list[RunRecord]]:
+    """Records grouped by (backend, device, precision), lanes in the order they first appear."""
+    lanes: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for record in records:
+        lanes.setdefault((record.backend, record.device, record.precision), []).append(record)
+    return lanes
+
+
 def parse_backend_specs(text: str | Sequence[str]) -> list[BackendSpec]:
     """The one parser of a backend list: ``"name[:device[:precision]],..."`` (or its items);
     blank items are skipped, a malformed one raises ValueError naming it."""
