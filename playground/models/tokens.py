@@ -46,7 +46,13 @@ def cut_to_tokens(model_dir: Path, text: str, tokens: int) -> str:
     """The start of ``text`` that the model folder's tokenizer reads as ``tokens`` tokens (all of
     it when shorter), cut at a token's end by its character offsets, not by decoding ids (a
     decode can differ from the source text in spaces and bytes). Needs a readable tokenizer.json."""
-    encoding = _load(str(model_dir / "tokenizer.json")).encode(text, add_special_tokens=False)
+    encoding = _encoding(str(model_dir / "tokenizer.json"), text)
     if tokens >= len(encoding.ids):
         return text
     return text[: encoding.offsets[max(tokens, 1) - 1][1]]
+
+
+@lru_cache(maxsize=2)
+def _encoding(tokenizer_file: str, text: str) -> Any:
+    """A long text's encoding, kept: a sweep cuts the same text at every length (twice each)."""
+    return _load(tokenizer_file).encode(text, add_special_tokens=False)
