@@ -3,7 +3,8 @@
 The reference for "what does the engine cost": the same model, loaded by the same adapter
 (same conversion, same compile options, same thread budget), driven by the loop a user of that
 runtime would write — OpenVINO GenAI's ``generate`` with a streamer, ORT GenAI's generator loop
-with its tokenizer stream, Hugging Face ``generate`` with a ``TextStreamer`` — with no callback
+with its tokenizer stream, Hugging Face ``generate`` with a ``TextStreamer``, llama-cpp-python's
+``Llama.generate`` — with no callback
 into the playground, no batching and no pipe to a parent.
 
 Timing matches ``TokenMeter``: the clock starts before tokenization, TTFT ends at the first
@@ -142,12 +143,33 @@ def hf_generate_loop(backend: Any, prompt: str, max_new_tokens: int) -> NativeRu
     return clock.result("".join(pieces))
 
 
+def llama_cpp_loop(backend: Any, prompt: str, max_new_tokens: int) -> NativeRun:
+    """llama-cpp-python's token loop, ``Llama.generate`` (what ``create_completion`` iterates),
+    greedy, detokenizing each token as it comes; ``create_completion`` itself cannot be told to
+    ignore the end of text, which every path here must."""
+    import codecs
+
+    llm = backend.llm
+    clock = Clock()
+    tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    llm.reset()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces: list[str] = []
+    for token in llm.generate(tokens, reset=True, temp=0.0, repeat_penalty=1.0):
+        clock.token()
+        pieces.append(decoder.decode(llm.detokenize([token], special=False)))
+        if len(clock.times) >= max_new_tokens:
+            break
+    return clock.result("".join(pieces))
+
+
 LOOPS: dict[str, Callable[[Any, str, int], NativeRun]] = {
     "transformers": hf_generate_loop,
     "optimum-intel": hf_generate_loop,
     "npu-library": hf_generate_loop,
     "openvino-genai": openvino_genai_loop,
     "onnxruntime-genai": onnxruntime_genai_loop,
+    "llama.cpp": llama_cpp_loop,
 }
 
 
