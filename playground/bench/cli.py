@@ -19,7 +19,7 @@ from pathlib import Path
 from playground import logs
 from playground.backends.base import BackendProbe
 from playground.bench import ranking, sweep
-from playground.engine import endpoints, parameters
+from playground.engine import answer_quality, endpoints, parameters, prompt_sets
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
 from playground.engine.parameters import SettingsError
@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list_devices:
         print(format_probes(probe_all()))
         return 0
+    if args.prompt_set.strip() == prompt_sets.LIST:
+        print(prompt_sets.describe())
+        return 0
     try:
         request = build_request(args)
         if needs_download(request.model):
@@ -178,10 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {chart}")
     else:
         print(format_table(records))
-        report_ranking(args, records, comparison.model.name)
     legend = agreement_legend(records)
     if legend:
         print(legend)
+    qualities = answer_quality.lane_quality(records)
+    if swept is None and len(comparison.request.prompts) > 1 and qualities:
+        print("\n" + format_quality(qualities, comparison.request.prompts))
+    if swept is None:
+        report_ranking(args, records, comparison.model.name)
     threads = sorted({r.threads for r in records if r.threads})
     print(
         f"\n{len(records)} records in {time.perf_counter() - started:.1f} s "
@@ -192,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([record_json(r) for r in records], indent=2))
         print(f"wrote {args.json}")
+        if qualities:  # beside the records: the list of records stays what its readers expect
+            summary = quality_json_path(args.json)
+            summary.write_text(json.dumps(quality_json(qualities, comparison.request, records), indent=2))
+            print(f"wrote {summary} (quality over the prompts)")
     if args.history and records:
         saved = save_to_history(records, owner=LOCAL, started_at=started_at, source="cli", request=request)
         print(f"kept in the history as {saved} ({default_path()})" if saved
@@ -215,8 +226,9 @@ def report_ranking(args: argparse.Namespace, records: list[RunRecord], model: st
 
 def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: ModelSource) -> list:
     """``--sweep``: the request's prompts become one per length (``playground.bench.sweep``)."""
-    if args.prompt or args.prompts_file:
-        raise SettingsError("--sweep builds its own prompts from a shipped text: leave out --prompt")
+    if args.prompt or args.prompts_file or args.prompt_set.strip():
+        raise SettingsError("--sweep builds its own prompts from a shipped text: leave out --prompt, "
+                            "--prompts-file and --prompt-set")
     prompts, skipped = sweep.build_prompts(model.path, sweep.parse_lengths(args.sweep), request.system_prompt,
                                            request.settings.max_new_tokens, model.context_length)
     for note in skipped:
@@ -229,6 +241,9 @@ def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: M
 
 def build_request(args: argparse.Namespace) -> ComparisonRequest:
     params = parameters.RunParameters.parse({name: getattr(args, name) for name in parameters.names("cli")})
+    if params.prompt_set.strip() and (args.prompt or args.prompts_file):
+        raise SettingsError(f"--prompt-set {params.prompt_set.strip()} brings its own prompts: leave out "
+                            "--prompt and --prompts-file (or --prompt-set)")
     prompts = list(args.prompt)
     if args.prompts_file:
         prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
@@ -257,7 +272,8 @@ def build_request(args: argparse.Namespace) -> ComparisonRequest:
         first_token_timeout_s=args.first_token_timeout,
         memory_limit_mb=args.memory_limit,
     )
-    request.prompts = prompts
+    if not params.prompt_set.strip():  # else to_request took the set's prompts
+        request.prompts = prompts
     return request
 
 
@@ -377,6 +393,69 @@ def agreement_legend(records: list[RunRecord]) -> str:
     )
     notes = sorted({r.agreement_note.split("; ")[-1] for r in records if "sampling" in r.agreement_note})
     return legend + ("\n" + notes[0] if notes else "")
+
+
+def format_quality(qualities: list[answer_quality.LaneQuality], prompts: Sequence[str]) -> str:
+    """Per lane, quality over the prompts (``engine.answer_quality``): the mean over prompts of
+    each prompt's median agreement and similarity, the worst prompt, the flagged ones, and the
+    prompts without a figure and why."""
+    references = sorted({q.name for q in qualities if q.reference})
+    header = ["lane", "mean agree %", "mean sim", "worst prompt", "flagged", "not computed"]
+    rows = [header]
+    why: list[str] = []
+    for quality in qualities:
+        if quality.reference:
+            rows.append([quality.name, "ref", "-", "-", _count(quality.flagged, quality), "-"])
+            continue
+        worst = quality.worst
+        worst_cell = "-" if worst is None else f"#{worst.prompt_index + 1} ({worst.agreement_pct:.1f} %)"
+        missing = quality.not_computed
+        rows.append([quality.name, _fmt(quality.mean_agreement_pct), _fmt(quality.mean_similarity, 2),
+                     worst_cell, _count(quality.flagged, quality), str(len(missing)) if missing else "-"])
+        reasons: dict[str, list[int]] = {}
+        for prompt in missing:
+            reasons.setdefault(prompt.note, []).append(prompt.prompt_index + 1)
+        why += [f"  {quality.name}: no agreement on prompt(s) {', '.join(map(str, numbers))}: {reason}"
+                for reason, numbers in reasons.items()]
+        if quality.reference_prompts:
+            why.append(f"  {quality.name}: was the reference on prompt(s) "
+                       + ", ".join(str(p.prompt_index + 1) for p in quality.reference_prompts)
+                       + " (its reference failed there)")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"quality over {len(prompts)} prompts, against {', '.join(references) or 'the reference lane'} "
+             "(per prompt the median of its runs, then the mean over the prompts):"]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
+    lines.insert(2, "  ".join("-" * width for width in widths))
+    worst = sorted({q.worst.prompt_index for q in qualities if q.worst is not None and not q.reference})
+    lines += [f"  #{index + 1}: {_short(prompts[index])}" for index in worst if index < len(prompts)]
+    return "\n".join(lines + why)
+
+
+def _count(flagged: list, quality: answer_quality.LaneQuality) -> str:
+    return f"{len(flagged)}/{len(quality.prompts)}"
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quality_json_path(records_path: Path) -> Path:
+    """``out.json`` -> ``out.quality.json``: the summary beside the records."""
+    return records_path.with_name(records_path.stem + ".quality" + (records_path.suffix or ".json"))
+
+
+def quality_json(qualities: list[answer_quality.LaneQuality], request: ComparisonRequest,
+                 records: list[RunRecord]) -> dict:
+    """The ``--json`` summary file: the prompts, the reference and each lane's aggregate."""
+    return {
+        "model": records[0].model if records else "",
+        "reference": sorted({r.reference for r in records if r.reference}),
+        "prompts": list(request.prompts),
+        "aggregation": "per prompt: median over its runs; per lane: mean over prompts of those medians",
+        "lanes": [quality.to_dict() for quality in qualities],
+    }
 
 
 def format_probes(probes: dict[str, BackendProbe]) -> str:

@@ -4,8 +4,9 @@ front, and which lane meets a user's stated targets ("TTFT under 1 s and at leas
 Computed from the measurements alone: a lane with no figure for a criterion is left out of it, and
 the recommendation names the rule it applies. Quality is the held-out text's perplexity when it
 was measured (lower is better; ``--perplexity``), else the answer's token agreement with the
-reference lane (higher is better; the reference itself is 100 % by definition, so it is the
-yardstick, not a contender).
+reference lane over the comparison's prompts (``engine.answer_quality``: the mean over prompts of
+each prompt's median over runs; higher is better; the reference itself is 100 % by definition, so
+it is the yardstick, not a contender).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.engine.answer_quality import by_name, lane_quality
 from playground.engine.records import RunRecord, by_lane
 
 
 @dataclass(frozen=True)
 class LaneFigures:
-    """One lane's medians over its successful runs (peak memory: the largest)."""
+    """One lane's medians over its successful runs (peak memory: the largest; agreement: the
+    mean over the prompts of each prompt's median, ``engine.answer_quality``)."""
 
     lane: str  # backend device precision, as the tables show it
     decode_tokens_per_s: float | None
@@ -45,6 +48,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 def lane_figures(records: Sequence[RunRecord]) -> list[LaneFigures]:
     figures = []
+    quality = by_name(lane_quality(records))
     for (backend, device, precision), runs in by_lane(records).items():
         good = [r for r in runs if r.ok]
         if not good:
@@ -56,7 +60,8 @@ def lane_figures(records: Sequence[RunRecord]) -> list[LaneFigures]:
             ttft_s=_median([r.ttft_s for r in good]),
             peak_rss_mb=max(memory) if memory else None,
             perplexity=_median([r.perplexity for r in good]),
-            agreement_pct=_median([r.agreement_pct for r in good]),
+            agreement_pct=(answers.mean_agreement_pct
+                           if (answers := quality.get((backend, device, precision))) else None),
             reference=any(r.agreement_note.startswith("reference") for r in good),
         ))
     return figures

@@ -67,13 +67,27 @@ class _Run(BaseModel):
         engine to refuse with its message."""
         from playground.engine.comparison import ComparisonRequest
 
-        prompt = self.prompt
         return ComparisonRequest(
-            prompts=[prompt] if prompt.strip() else [], specs=list(specs), model=self.model.strip(),
+            prompts=self.prompts(), specs=list(specs), model=self.model.strip(),
             system_prompt=self.system_prompt.strip() or None, settings=self.generation(), mode=self.mode,
             warmup=self.warmup, runs=self.runs, reference=self.reference.strip() or REFERENCE_AUTO,
             quality=self.quality, **engine,
         )
+
+    def prompts(self) -> list[str]:
+        """The prompt, or the shipped prompt set's prompts (``engine.prompt_sets``: a name only,
+        refused unless it is one of the sets); both at once is refused, so neither is dropped
+        silently."""
+        prompt, name = self.prompt, self.prompt_set.strip()
+        if not name:
+            return [prompt] if prompt.strip() else []
+        from playground.engine import prompt_sets
+
+        chosen = prompt_sets.load(name)
+        if prompt.strip():
+            raise SettingsError(f"A prompt and the prompt set {name!r} were both given: clear the prompt "
+                                "to run the set's prompts, or set the prompt set to none.")
+        return list(chosen.prompts)
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> RunParameters:

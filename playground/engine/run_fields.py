@@ -103,4 +103,11 @@ FIELDS: dict[str, Declared] = {
         "from its runtime's own logits", label="Measure perplexity (quality)", widget="checkbox",
         elem_id="quality", info="after the runs; backends without logits say why",
         cli_flags={"--perplexity": (True, "measure each lane's perplexity on the held-out text")}),
+    "prompt_set": declared(
+        # a name only, checked against the shipped sets (engine.prompt_sets): it may come from a
+        # hostile page, so never a path; '' = the prompt alone
+        str, "", "a shipped prompt set (assets/prompt-sets/) whose prompts run instead of the prompt, "
+        "for answer quality over several prompts ('' = none; the CLI's 'list' shows them)",
+        label="Prompt set", max_length=40, widget="dropdown", elem_id="prompt-set",
+        info="its prompts run instead of the prompt box; each lane's agreement is averaged over them"),
 }

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from playground.engine import prompt_sets
 from playground.engine.parameters import RunParameters, SettingsError
 from playground.engine.policy import work_tokens
 from playground.engine.pool import WorkerPool
@@ -30,7 +31,7 @@ from playground.ui.live import LiveRun
 from playground.ui.monitoring import RunMonitor
 from playground.ui.options import AppOptions
 from playground.ui.page import Page
-from playground.ui.results import record_dicts, table_rows
+from playground.ui.results import quality_markdown, record_dicts, table_rows
 from playground.ui.sessions import Sessions
 
 USER_ERRORS = (SettingsError, ModelNotFoundError)
@@ -130,6 +131,7 @@ class Controller:
         yield {
             page.status: failure or frames.summary(run),
             page.table: table_rows(rows),
+            page.quality: quality_markdown(run.records, run.comparison.request.prompts),
             page.records: rows,
             page.csv: gr.DownloadButton(value=str(csv_path), interactive=True),
             page.json: gr.DownloadButton(value=str(json_path), interactive=True),
@@ -173,8 +175,21 @@ class Controller:
         return "Stopping…"
 
     def clear(self) -> tuple:
-        return ([], None, gr.DownloadButton(value=None, interactive=False),
+        return ([], None, "", gr.DownloadButton(value=None, interactive=False),
                 gr.DownloadButton(value=None, interactive=False))
+
+    @staticmethod
+    def prompt_set_chosen(name: str) -> gr.Textbox:
+        """A prompt set runs instead of the prompt box: choosing one clears the box (the engine
+        refuses both at once) and shows the set's prompts as its placeholder."""
+        if not name:
+            return gr.Textbox(placeholder="Ask something, or pick an example below")
+        try:
+            chosen = prompt_sets.load(name)
+        except SettingsError:
+            return gr.Textbox()
+        listed = "\n".join(f"{index}. {text}" for index, text in enumerate(chosen.prompts, 1))
+        return gr.Textbox(value="", placeholder=f"The prompt set {name!r} runs these prompts:\n{listed}")
 
     def close_session(self, request: gr.Request) -> None:
         """The tab closed: stop its comparison so the machine is free for others (only a heartbeat

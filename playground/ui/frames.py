@@ -56,7 +56,8 @@ class Frames:
         """Every component a run's stream may update (the charts ride on it: no timer round trips
         while a backend is measured)."""
         page = self.page
-        return [page.status, *page.slot_components(), page.table, page.records, page.csv, page.json,
+        return [page.status, *page.slot_components(), page.table, page.quality, page.records, page.csv,
+                page.json,
                 *page.chart_components()]
 
     def lanes(self, run: LiveRun, shown: dict, first: bool) -> dict:

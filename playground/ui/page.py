@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.engine import parameters
+from playground.engine import parameters, prompt_sets
 from playground.engine.policy import MAX_LANES
 from playground.models.catalog import SMOLLM2, model_ids
 from playground.ui import charts as chart_specs
@@ -93,6 +93,7 @@ class Page:
     stop: gr.Button
     clear: gr.Button
     table: gr.Dataframe
+    quality: gr.Markdown  # each lane's answer quality over a comparison's prompts (ui/results.py)
     records: gr.State
     csv: gr.DownloadButton
     json: gr.DownloadButton
@@ -150,6 +151,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
                 selected = [row.spec(row.device, row.precision) for row in rows if row.selected]
                 form["reference"] = widget(
                     "reference", choices=reference_choices(selected, {row.name: row.label for row in rows}))
+                form["prompt_set"] = widget("prompt_set", choices=prompt_sets.choices())
                 form["max_new_tokens"] = widget("max_new_tokens")
                 with gr.Row():
                     form["decoding"] = widget("decoding")
@@ -175,6 +177,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         gr.Markdown("### Results (this session)")
         table = gr.Dataframe(headers=HEADERS, value=None, interactive=False, wrap=True,
                              elem_id="results-table", column_count=len(HEADERS))
+        quality = gr.Markdown("", elem_id="prompt-quality")
         with gr.Row():
             csv = gr.DownloadButton("Download CSV", interactive=False, elem_id="download-csv")
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
@@ -182,7 +185,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         records = gr.State([])
         history = build_section()
     return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
-                stop=stop, clear=clear, table=table, records=records, csv=csv, json=json,
+                stop=stop, clear=clear, table=table, quality=quality, records=records, csv=csv, json=json,
                 history=history)
 
 

@@ -1,7 +1,11 @@
-"""The session's results table and its CSV / JSON downloads (the engine's RunRecords, as is)."""
+"""The session's results table and its CSV / JSON downloads (the engine's RunRecords, as is), and
+the last comparison's answer quality over its prompts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from playground.engine.answer_quality import lane_quality
 from playground.engine.records import RunRecord, metric_fields
 
 Column = tuple[str, str, int | None]  # (column shown, record field, digits)
@@ -65,3 +69,40 @@ def table_rows(rows: list[dict], record_type: type = RunRecord) -> list[list]:
             line.append("" if value is None else value)
         table.append(line)
     return table
+
+
+def quality_markdown(records: list[RunRecord], prompts: Sequence[str]) -> str:
+    """The last comparison's answer quality per lane over its prompts (``engine.answer_quality``),
+    as a small table under the results; "" for a single prompt (the rows above say it all)."""
+    qualities = lane_quality(records)
+    if len(prompts) < 2 or not qualities:
+        return ""
+    references = ", ".join(sorted({q.name for q in qualities if q.reference})) or "the reference lane"
+    lines = [f"**Answer quality over the {len(prompts)} prompts** of the last comparison, against "
+             f"{references}: per prompt the median of its runs, then the mean over the prompts.", "",
+             "| lane | mean agree % | mean similarity | worst prompt | flagged | not computed |",
+             "|---|---|---|---|---|---|"]
+    for quality in qualities:
+        if quality.reference:
+            flagged = f"{len(quality.flagged)}/{len(quality.prompts)}"
+            lines.append(f"| {quality.name} | reference | | | {flagged} | |")
+            continue
+        worst = quality.worst
+        shown = "" if worst is None else (f"#{worst.prompt_index + 1} ({worst.agreement_pct:.1f} %): "
+                                          f"{_cell(prompts[worst.prompt_index])}")
+        missing = "; ".join(f"#{p.prompt_index + 1}: {_cell(p.note)}" for p in quality.not_computed)
+        lines.append(f"| {quality.name} | {_number(quality.mean_agreement_pct, 1)} | "
+                     f"{_number(quality.mean_similarity, 2)} | {shown} | "
+                     f"{len(quality.flagged)}/{len(quality.prompts)} | {missing} |")
+    return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text: str, limit: int = 60) -> str:
+    """Text safe in a markdown table cell (the prompt comes from the user)."""
+    text = " ".join(text.split()).replace("|", "/")
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join("\\" + c if c in "\\`*_[]<>#" else c for c in text)

@@ -26,8 +26,11 @@ def wire(controller: Controller, page: Page) -> None:
         api_visibility="private", show_progress="hidden", concurrency_limit=None,
     )
     page.stop.click(controller.stop, outputs=[page.status], queue=False, api_visibility="private")
-    page.clear.click(controller.clear, outputs=[page.records, page.table, page.csv, page.json],
+    page.clear.click(controller.clear, outputs=[page.records, page.table, page.quality, page.csv, page.json],
                      queue=False, api_visibility="private")
+    prompt_set = page.form["prompt_set"]  # its prompts run instead of the prompt box: it clears the box
+    prompt_set.change(controller.prompt_set_chosen, inputs=[prompt_set], outputs=[page.form["prompt"]],
+                      queue=False, api_visibility="private", show_progress="hidden")
     reference = page.form["reference"]
     for component in page.picker_components():  # the reference choices follow the selection
         component.change(controller.reference_options, inputs=[*page.picker_components(), reference],
