@@ -49,12 +49,32 @@ def require_openvino_device(device: str) -> str:
     return device
 
 
-def latency_config(device: str) -> dict[str, str]:
-    """The guide's ov_config: latency hint, one stream, compiled-blob cache on disk."""
+def latency_config(device: str, precision: str = "") -> dict[str, str]:
+    """The guide's ov_config: latency hint, one stream, compiled-blob cache on disk; and, for an
+    fp16 IR on the CPU, the compute precision (``fp16_cpu_compute``)."""
     config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+    if device.startswith("CPU") and precision == "fp16":
+        config["INFERENCE_PRECISION_HINT"] = fp16_cpu_compute()
     threads = thread_budget()
     if device.startswith("CPU") and threads:  # leave the app and the page their core
         config["INFERENCE_NUM_THREADS"] = str(threads)
     if not device.startswith("CPU"):
         config["CACHE_DIR"] = str(cache_dir("openvino-compiled"))
     return config
+
+
+def fp16_cpu_compute() -> str:
+    """What an fp16 IR computes in on this CPU: f16 where OpenVINO says the CPU has fp16 units
+    (``OPTIMIZATION_CAPABILITIES`` lists FP16), else f32. Never OpenVINO's own default on CPUs
+    with bf16 units (AMX, AVX512-BF16), bf16: that is not the fp16 asked for, and OpenVINO 2026.4
+    crashed (SIGFPE) compiling every fp16 IR at bf16 on this Xeon, SmolLM2's and the demo model's."""
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "f16" if "FP16" in capabilities else "f32"
+
+
+def compute_note(config: dict[str, str]) -> str:
+    """The device note's words for a compute precision the backend chose."""
+    hint = config.get("INFERENCE_PRECISION_HINT")
+    return f"fp16 weights, {hint} compute" if hint else ""

@@ -17,6 +17,7 @@ from playground.backends.base import (
     TokenCallback,
 )
 from playground.backends.openvino_common import (
+    compute_note,
     latency_config,
     probe_openvino_devices,
     require_openvino_device,
@@ -70,8 +71,8 @@ class OpenVINOGenAIBackend(Backend):
         variant = "int4-npu" if npu and self.precision == "int4" else self.precision
         self.conversion = openvino_ir(model_dir, variant, progress, self.name)
         ir_dir = self.conversion.path
-        config: dict[str, Any] = latency_config(self.device)
-        notes = [openvino_precision_note(ir_dir, self.precision)]
+        config: dict[str, Any] = latency_config(self.device, self.precision)
+        notes = [openvino_precision_note(ir_dir, self.precision), compute_note(config)]
         if npu:
             config.update(MAX_PROMPT_LEN=NPU_MAX_PROMPT_LEN, MIN_RESPONSE_LEN=NPU_MIN_RESPONSE_LEN)
             notes.append(f"NPU static shapes: prompt <= {NPU_MAX_PROMPT_LEN} tokens")

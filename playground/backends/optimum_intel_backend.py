@@ -17,6 +17,7 @@ from playground.backends.base import (
 )
 from playground.backends.hf_streaming import generate_streamed
 from playground.backends.openvino_common import (
+    compute_note,
     latency_config,
     probe_openvino_devices,
     require_openvino_device,
@@ -59,13 +60,13 @@ class OptimumIntelBackend(Backend):
         self.device = require_openvino_device(device)
         self.conversion = openvino_ir(model_dir, self.precision, progress, self.name)
         ir_dir = self.conversion.path
-        self.device_note = openvino_precision_note(ir_dir, self.precision)
+        config = latency_config(self.device, self.precision)
+        self.device_note = "; ".join(filter(None, [openvino_precision_note(ir_dir, self.precision),
+                                                   compute_note(config)]))
         progress(f"Compiling for {self.device}")
         self.tokenizer = AutoTokenizer.from_pretrained(ir_dir)
         try:
-            self.model: Any = OVModelForCausalLM.from_pretrained(
-                ir_dir, device=self.device, ov_config=latency_config(self.device)
-            )
+            self.model: Any = OVModelForCausalLM.from_pretrained(ir_dir, device=self.device, ov_config=config)
         except (RuntimeError, ValueError) as error:
             raise load_failure(self.name, self.precision, model_dir, error) from error
         self.context_length = getattr(self.model.config, "max_position_embeddings", None)

@@ -20,6 +20,7 @@ from playground.engine.memory import (
     Budget,
     MemoryEstimate,
     available_mb,
+    conversion_folder,
     conversion_format,
     estimate,
     fmt_mb,
@@ -29,7 +30,7 @@ from playground.engine.memory import (
 )
 from playground.engine.pool import PoolKey, WorkerPool
 from playground.engine.records import BackendSpec
-from playground.models.convert_cache import conversion_dir, is_complete
+from playground.models.convert_cache import is_complete
 
 LOW_MEMORY_MB = 256.0  # without a limit, the engine kills its largest lane before the OS has to
 UNSUPPORTED = {("onnxruntime-genai", "cpu", "fp16")}  # precisions a device refuses anyway
@@ -47,11 +48,10 @@ def estimate_lane(
     device = spec.device or ""
 
     def one(precision: str) -> MemoryEstimate:
-        fmt = conversion_format(spec.backend, device, precision)
         converted = None
-        if fmt is not None:
-            folder = conversion_dir(model_dir, *fmt)
-            converted = folder if is_complete(folder) else None
+        if conversion_format(spec.backend, device, precision) is not None:  # gguf: no size model yet
+            folder = conversion_folder(model_dir, spec.backend, device, precision)
+            converted = folder if folder is not None and is_complete(folder) else None
         return estimate(model_dir, spec.backend, precision, device, tokens, converted=converted)
 
     precision = spec.precision or cls.default_precision

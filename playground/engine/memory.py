@@ -12,6 +12,7 @@ with measured peaks on the demo model and SmolLM2-135M.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -231,6 +232,26 @@ def conversion_format(backend: str, device: str, precision: str) -> tuple[str, s
     if backend == "onnxruntime-genai":
         return "ort-genai", f"{precision}-{(device or 'cpu').lower()}"
     return None
+
+
+def conversion_folder(model_dir: Path, backend: str, device: str, precision: str) -> Path | None:
+    """Where the conversion cache keeps this lane's converted model, named as the exporter names it
+    (OpenVINO's int4 recipe picks a group size per model: "int4-g64"); None when the backend loads
+    the model as it is."""
+    from playground.errors import ModelFormatError
+    from playground.models.convert_cache import conversion_dir
+    from playground.models.exporters import openvino_recipe
+
+    fmt = conversion_format(backend, device, precision)
+    if fmt is None:
+        if backend != "llama.cpp" or precision in ("", "auto"):
+            return None
+        fmt = ("gguf", precision)  # llama.cpp quantizes the model's GGUF (models/gguf_models.py)
+    elif fmt[0] == "openvino":
+        # no recipe or no readable config: the plain name, as before
+        with contextlib.suppress(ModelFormatError, OSError, ValueError):
+            fmt = (fmt[0], openvino_recipe(model_dir, fmt[1])[0])
+    return conversion_dir(model_dir, *fmt)
 
 
 def _converted_size_mb(folder: Path) -> float:
