@@ -26,6 +26,8 @@ if [ -f scripts/install_llama_cpp.py ]; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # Debian's Chromium: Playwright's browser for the page tests, and kaleido's (requirements.txt) for
+  # the CLI's --chart FILE.png; kaleido brings no browser of its own and downloads none here.
   if [ ! -x /usr/bin/chromium ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium

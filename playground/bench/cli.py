@@ -19,6 +19,7 @@ from pathlib import Path
 from playground import logs
 from playground.backends.base import BackendProbe
 from playground.bench import ranking, sweep
+from playground.bench.chart_files import ChartPathError, check_chart_path
 from playground.engine import answer_quality, endpoints, parameters, prompt_sets
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import LaneEvent
@@ -125,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt-length sweep: the same lanes at each of these prompt lengths in tokens (e.g. "
         "128,512,2k), cut from a shipped long text; prints prefill and decode tok/s per length",
     )
-    parser.add_argument("--chart", type=Path, metavar="FILE.html",
+    parser.add_argument("--chart", type=chart_path, metavar="FILE.html|FILE.png",
                         help="write a chart here: decode speed x memory x quality per lane, the trade-off "
-                        "front marked (with --sweep: prefill and decode tok/s against prompt length)")
+                        "front marked (with --sweep: prefill and decode tok/s against prompt length); "
+                        "HTML, or PNG through kaleido and a Chrome/Chromium (else the HTML beside it)")
     parser.add_argument("--target-ttft", type=float, metavar="SECONDS",
                         help="recommend the lane that meets this TTFT (and --target-decode), from the runs")
     parser.add_argument("--target-decode", type=float, metavar="TOK_S",
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(sweep.format_sweep(rows))
         if args.chart:
             chart = sweep.write_chart(rows, args.chart, f"prompt-length sweep, {comparison.model.name}")
-            print(f"wrote {chart}")
+            print(chart.message())
     else:
         print(format_table(records))
     legend = agreement_legend(records)
@@ -221,7 +223,15 @@ def report_ranking(args: argparse.Namespace, records: list[RunRecord], model: st
     if lanes and (args.target_ttft is not None or args.target_decode is not None):
         print("\n" + ranking.recommend(lanes, args.target_ttft, args.target_decode))
     if args.chart and lanes:
-        print(f"wrote {ranking.write_tradeoff_chart(lanes, args.chart, f'{model}: speed, memory, quality')}")
+        print(ranking.write_tradeoff_chart(lanes, args.chart, f"{model}: speed, memory, quality").message())
+
+
+def chart_path(text: str) -> Path:
+    """``--chart``'s value: an .html or a .png file; argparse refuses any other before anything runs."""
+    try:
+        return check_chart_path(Path(text))
+    except ChartPathError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: ModelSource) -> list:

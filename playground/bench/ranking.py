@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.bench.chart_files import ChartFile, write_figure
 from playground.engine.answer_quality import by_name, lane_quality
 from playground.engine.records import RunRecord, by_lane
 
@@ -186,9 +187,9 @@ def recommend(lanes: Sequence[LaneFigures], max_ttft_s: float | None, min_decode
     return text + "."
 
 
-def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -> Path:
+def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -> ChartFile:
     """Decode speed against memory, one point per lane, coloured by quality, the front outlined;
-    a self-contained HTML file (plotly.js inside: it opens offline)."""
+    a self-contained HTML file (plotly.js inside: it opens offline) or a PNG (``chart_files``)."""
     import plotly.graph_objects as go
 
     front = {lane.lane for lane in pareto_front(lanes)}
@@ -205,6 +206,4 @@ def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -
     ))
     figure.update_layout(title=f"{title} (outlined: the trade-off front)", xaxis_title="peak memory (MB)",
                          yaxis_title="decode tok/s", height=560, width=900)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(str(path), include_plotlyjs=True)
-    return path
+    return write_figure(figure, path)

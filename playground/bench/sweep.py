@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.bench.chart_files import ChartFile, write_figure
 from playground.engine.records import RunRecord, by_lane
 from playground.models.chat import render_prompt
 from playground.models.tokens import count_prompt_tokens, cut_to_tokens
@@ -143,9 +144,9 @@ def format_sweep(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_chart(rows: Sequence[dict], path: Path, title: str) -> Path:
+def write_chart(rows: Sequence[dict], path: Path, title: str) -> ChartFile:
     """Prefill and decode tok/s against prompt tokens, one line per lane, as a self-contained HTML
-    file (plotly.js embedded: it opens offline)."""
+    file (plotly.js embedded: it opens offline) or a PNG (``chart_files.write_figure``)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -160,6 +161,4 @@ def write_chart(rows: Sequence[dict], path: Path, title: str) -> Path:
                                         showlegend=column == 1), row=1, col=column)
     figure.update_xaxes(title_text="prompt tokens", type="log")
     figure.update_layout(title=title, height=480, width=1100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(str(path), include_plotlyjs=True)
-    return path
+    return write_figure(figure, path)
