@@ -184,6 +184,23 @@ def test_choosing_a_set_on_the_page_clears_the_prompt_box() -> None:
     assert Controller.prompt_set_chosen("").placeholder.startswith("Ask something")
 
 
+def test_compare_runs_a_prompt_set_by_name(scripted_app) -> None:
+    from gradio_client import Client
+
+    client = Client(scripted_app.url, verbose=False)
+
+    def compare(prompt: str, prompt_set: str) -> dict:
+        return client.predict(api_name="/compare", prompt=prompt, backends="scripted", prompt_set=prompt_set,
+                              max_new_tokens=4, runs=1)
+
+    result = compare("", "demo")
+    assert result["ok"], result
+    assert [r["prompt_index"] for r in result["records"]] == list(range(8))
+    refused = compare("", "../../etc/passwd")
+    assert not refused["ok"] and "Unknown prompt set '../../etc/passwd'" in refused["error"]
+    assert "clear the prompt" in compare("Hi", "demo")["error"]
+
+
 @pytest.mark.slow
 def test_the_cli_on_the_demo_model_over_a_prompt_set(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
