@@ -4,6 +4,7 @@ python -m playground.bench --runs 3 --json out.json
 python -m playground.bench --backends openvino-genai:NPU:int4,transformers --mode parallel
 python -m playground.bench --list-devices
 python -m playground.bench --sweep 128,512,2k --chart sweep.html
+python -m playground.bench --matrix --target-ttft 1 --target-decode 10 --chart matrix.html
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from playground import logs
 from playground.backends.base import BackendProbe
-from playground.bench import ranking, sweep
+from playground.bench import matrix, ranking, sweep
 from playground.bench.chart_files import ChartPathError, check_chart_path
 from playground.engine import answer_quality, endpoints, parameters, prompt_sets
 from playground.engine.comparison import Comparison, ComparisonRequest
@@ -126,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt-length sweep: the same lanes at each of these prompt lengths in tokens (e.g. "
         "128,512,2k), cut from a shipped long text; prints prefill and decode tok/s per length",
     )
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="every usable backend x device x precision of the model (bare names in --backends limit it "
+        "to those backends), one after another, with perplexity (--no-quality skips it); ends in the "
+        "ranking, and the recommendation for --target-ttft / --target-decode",
+    )
     parser.add_argument("--chart", type=chart_path, metavar="FILE.html|FILE.png",
                         help="write a chart here: decode speed x memory x quality per lane, the trade-off "
                         "front marked (with --sweep: prefill and decode tok/s against prompt length); "
@@ -143,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.matrix and "--no-quality" not in argv:
+        args.quality = True  # "most faithful" needs a measure on every runtime that has logits
     log_path = logs.configure("bench")  # the engine's diagnostics and tracebacks; stdout stays the table
     try:
         endpoints.configure(args.endpoint)  # before the registry is read
@@ -162,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"downloading {request.model!r} from the Hugging Face hub…", file=sys.stderr)
         model, _ = Policy.local().admit(request.model, request.specs)  # the explicit (maybe slow) step
         swept = sweep_prompts(args, request, model) if args.sweep else None
+        progress = matrix_progress(args, request, model) if args.matrix else None
         comparison = Comparison(request, model=model)
     except (SettingsError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -170,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for event in comparison.events():
             report_progress(event)
+            line = progress.observe(event) if progress is not None else None
+            if line:
+                print(line, file=sys.stderr)
     except KeyboardInterrupt:
         comparison.stop()
         print("interrupted", file=sys.stderr)
@@ -247,6 +262,20 @@ def sweep_prompts(args: argparse.Namespace, request: ComparisonRequest, model: M
         raise SettingsError("--sweep: no length fits this model (see above)")
     request.prompts = [p.prompt for p in prompts]
     return prompts
+
+
+def matrix_progress(args: argparse.Namespace, request: ComparisonRequest,
+                    model: ModelSource) -> matrix.MatrixProgress:
+    """``--matrix``: the request's lanes become every usable device x precision of the named
+    backends; the plan (conversions, estimate from this machine's history) is printed first."""
+    if args.sweep:
+        raise SettingsError("--matrix and --sweep each build their own comparison: use one at a time")
+    history = matrix.owner_history(model.name) if args.history else []
+    plan = matrix.prepare(request, model, probe_all(), history)
+    for note in plan.skipped:
+        print(f"matrix: left out {note}", file=sys.stderr)
+    print(plan.summary(), file=sys.stderr)
+    return matrix.MatrixProgress(plan)
 
 
 def build_request(args: argparse.Namespace) -> ComparisonRequest:

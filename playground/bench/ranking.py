@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from playground.bench.chart_files import ChartFile, write_figure
 from playground.engine.answer_quality import by_name, lane_quality
@@ -188,8 +189,14 @@ def recommend(lanes: Sequence[LaneFigures], max_ttft_s: float | None, min_decode
 
 
 def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -> ChartFile:
-    """Decode speed against memory, one point per lane, coloured by quality, the front outlined;
-    a self-contained HTML file (plotly.js inside: it opens offline) or a PNG (``chart_files``)."""
+    """``tradeoff_figure`` as a self-contained HTML file (plotly.js inside: it opens offline) or a
+    PNG (``chart_files``)."""
+    return write_figure(tradeoff_figure(lanes, title), path)
+
+
+def tradeoff_figure(lanes: Sequence[LaneFigures], title: str) -> Any:
+    """Decode speed against memory, one point per lane, coloured by quality, the front outlined
+    (the CLI's file and the page's chart)."""
     import plotly.graph_objects as go
 
     front = {lane.lane for lane in pareto_front(lanes)}
@@ -206,4 +213,4 @@ def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -
     ))
     figure.update_layout(title=f"{title} (outlined: the trade-off front)", xaxis_title="peak memory (MB)",
                          yaxis_title="decode tok/s", height=560, width=900)
-    return write_figure(figure, path)
+    return figure

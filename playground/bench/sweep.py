@@ -17,6 +17,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from playground.bench.chart_files import ChartFile, write_figure
 from playground.engine.records import RunRecord, by_lane
@@ -145,8 +146,14 @@ def format_sweep(rows: Sequence[dict]) -> str:
 
 
 def write_chart(rows: Sequence[dict], path: Path, title: str) -> ChartFile:
-    """Prefill and decode tok/s against prompt tokens, one line per lane, as a self-contained HTML
-    file (plotly.js embedded: it opens offline) or a PNG (``chart_files.write_figure``)."""
+    """``sweep_figure`` as a self-contained HTML file (plotly.js embedded: it opens offline) or a
+    PNG (``chart_files.write_figure``)."""
+    return write_figure(sweep_figure(rows, title), path)
+
+
+def sweep_figure(rows: Sequence[dict], title: str) -> Any:
+    """Prefill and decode tok/s against prompt tokens, one line per lane (the CLI's file and the
+    page's chart)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -161,4 +168,4 @@ def write_chart(rows: Sequence[dict], path: Path, title: str) -> ChartFile:
                                         showlegend=column == 1), row=1, col=column)
     figure.update_xaxes(title_text="prompt tokens", type="log")
     figure.update_layout(title=title, height=480, width=1100)
-    return write_figure(figure, path)
+    return figure

@@ -90,6 +90,15 @@ class Policy:
                 "app sets the limit with `--max-tokens-per-request`)."
             )
 
+    def check_batch(self, what: str) -> None:
+        """The matrix and the sweep hold the machine for minutes with many lanes or prompts, beyond
+        any page's quota: the machine's owner alone starts them."""
+        if self.untrusted:
+            raise SettingsError(
+                f"The {what} runs many lanes or prompts for minutes, so only whoever started the app can "
+                "start it: from a page opened on this machine, or with `python -m playground.bench`."
+            )
+
     def model_hint(self) -> str:
         """What the model field accepts here, for the page to show."""
         if not self.untrusted:

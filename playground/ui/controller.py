@@ -22,6 +22,7 @@ from playground.engine.records import BackendSpec
 from playground.history.exports import write_exports
 from playground.models.resolve import ModelNotFoundError, needs_download
 from playground.ui.backend_picker import BackendRow, specs_from_inputs
+from playground.ui.batch_view import BatchView
 from playground.ui.client_limits import client_of
 from playground.ui.form import AUTO, from_widgets, reference_choices
 from playground.ui.frames import FAIR_FIRST_FRAME_S, PAGE_DRAW_S, PAGE_SETTLE_S, Frames, update_interval
@@ -51,6 +52,7 @@ class Controller:
         self.monitor = monitor
         self.sessions = Sessions()
         self.history = HistoryView(trusted=not options.untrusted)
+        self.batch = BatchView(self)  # the page's matrix and sweep
         self.page: Page | None = None
         self.frames: Frames | None = None
 

@@ -11,6 +11,8 @@ from playground.engine.policy import MAX_LANES
 from playground.models.catalog import SMOLLM2, model_ids
 from playground.ui import charts as chart_specs
 from playground.ui.backend_picker import BackendRow
+from playground.ui.batch_view import BatchSection
+from playground.ui.batch_view import build_section as build_batch_section
 from playground.ui.charts import ChartInput, ChartSpec
 from playground.ui.form import Form, reference_choices, widget
 from playground.ui.history_view import HistorySection, build_section
@@ -98,6 +100,7 @@ class Page:
     csv: gr.DownloadButton
     json: gr.DownloadButton
     history: HistorySection
+    batch: BatchSection
 
     def form_components(self) -> list[gr.components.Component]:
         """The run parameters' widgets, in ``form`` order (the handler zips them back by name)."""
@@ -183,10 +186,11 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
             json = gr.DownloadButton("Download JSON", interactive=False, elem_id="download-json")
             clear = gr.Button("Clear table", elem_id="clear-table")
         records = gr.State([])
+        batch = build_batch_section()
         history = build_section()
     return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
                 stop=stop, clear=clear, table=table, quality=quality, records=records, csv=csv, json=json,
-                history=history)
+                history=history, batch=batch)
 
 
 def _chart(spec: ChartSpec) -> ChartSlot:

@@ -36,6 +36,8 @@ def wire(controller: Controller, page: Page) -> None:
         component.change(controller.reference_options, inputs=[*page.picker_components(), reference],
                          outputs=[reference], queue=False, api_visibility="private", show_progress="hidden")
     controller.history.wire(page.history, page.blocks)
+    controller.batch.wire(page.batch, [page.history.token, *page.form_components(),
+                                       *page.picker_components()])
     page.blocks.unload(controller.close_session)
     gr.api(compare_api(controller), api_name="compare", concurrency_limit=1, concurrency_id="engine")
     gr.api(backends_api(controller), api_name="backends", concurrency_limit=None)
