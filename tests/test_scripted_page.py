@@ -24,6 +24,10 @@ PANEL_TEXT_VALUES = """() => Array.from(document.querySelectorAll('[id^="lane-"]
 LABELS = {"scripted": "scripted (test backend)", "echo": "echo (example plugin)"}
 PANEL_ALL_TEXT = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
     .filter(el => el.offsetParent !== null).map(el => el.innerText)"""
+PANEL_PHASES = """() => Array.from(document.querySelectorAll('[id^="lane-"]'))
+    .filter(el => el.offsetParent !== null)
+    .map(el => Array.from(el.querySelectorAll('.phase-timeline .phase')).map(bar => ({
+        phase: bar.className.split(' ')[1], width: bar.getBoundingClientRect().width, title: bar.title})))"""
 
 
 def lanes(page) -> dict[str, int]:
@@ -56,6 +60,10 @@ def test_panels_stream_then_show_the_result(page) -> None:
     assert partial, f"no panel was ever seen mid-stream: {seen[-10:]}"
     # both done; the scripted words share nothing with the echo reference, so the judge may flag them
     assert all(state in ("done", "done: answer flagged") for state in page.evaluate(PANEL_STATES))
+    # each finished panel shows its run's phases on one time axis (ui/phases.py), drawn with widths
+    phases = page.evaluate(PANEL_PHASES)[index["scripted"]]
+    assert [bar["phase"] for bar in phases] == ["phase-load", "phase-prefill", "phase-decode"], phases
+    assert all(bar["width"] > 0 for bar in phases) and "decode: " in phases[-1]["title"], phases
 
 
 def test_the_results_download_from_the_user_data_folder(page) -> None:

@@ -10,7 +10,9 @@ What it does is chosen by its precision (the load) and by ``key=value`` words in
 
 - precision ``scripted`` loads at once; ``load-slow`` takes ``LOAD_SLOW_S`` seconds, reporting
   progress; ``load-fails`` raises a ``ModelFormatError``; ``load-hangs`` never returns;
-  ``load-crashes`` kills its own process.
+  ``load-crashes`` kills its own process; ``converts`` goes through the real conversion cache
+  (``models/convert_cache.py``, format ``scripted``): converted the first time (``CONVERT_S``
+  seconds), reused from the cache after that.
 - ``tokens=N`` tokens (default 16, capped by max new tokens), ``delay=S`` seconds between tokens
   (default 0.005), ``first_delay=S`` before the first one (prefill), ``hang_after=N`` stops
   answering after N tokens (ignores Stop, like a stuck native call), ``crash_after=N`` kills the
@@ -49,6 +51,7 @@ from playground.settings import GenerationSettings
 
 ENABLE_ENV = "PLAYGROUND_SCRIPTED_BACKEND"
 LOAD_SLOW_S = 0.5
+CONVERT_S = 0.2
 DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005
 VERSION = "scripted 1"
@@ -83,7 +86,7 @@ def crash() -> None:
 class ScriptedBackend(Backend):
     name = "scripted"
     label = "scripted (test backend)"
-    precisions = ("scripted", "load-slow", "load-fails", "load-hangs", "load-crashes")
+    precisions = ("scripted", "load-slow", "load-fails", "load-hangs", "load-crashes", "converts")
     default_precision = "scripted"
 
     @classmethod
@@ -111,6 +114,14 @@ class ScriptedBackend(Backend):
             hang()
         elif precision == "load-crashes":
             crash()
+        elif precision == "converts":
+            from playground.models.convert_cache import cached_conversion
+
+            def convert(folder: Path) -> None:
+                time.sleep(CONVERT_S)
+                (folder / "scripted.txt").write_text("converted by the scripted backend\n")
+
+            self.conversion = cached_conversion(model_dir, "scripted", "converts", convert, progress)
         self.device, self.precision = device, precision
         self.device_note = "no model: scripted tokens"
 

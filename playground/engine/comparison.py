@@ -394,6 +394,7 @@ class _Lane:
         self.state = LaneState.QUEUED  # moved only by _state(), along LaneState's transitions
         self.last_heard = time.monotonic()
         self.loaded: Loaded | None = None
+        self.load_reused = False  # True: the worker came from the pool, already loaded
         self.current: tuple[int, int] | None = None  # (prompt index, run) in flight; run 0 = warm-up
         self.tokens_in_run = 0  # before the first token, prefill gets first_token_timeout_s
         self.run_id = ""  # of the run in flight (Generate / Stop / Result carry it)
@@ -422,6 +423,7 @@ class _Lane:
         reused = self.comparison.pool.take(self.pool_key) if self.comparison.pool else None
         if reused is not None:
             self.worker, self.loaded = reused
+            self.load_reused = True
             self.comparison.memory.started(self.key, self.worker, self.worker.rss_mb())
             self._announce_worker()
             yield WorkerEvent(self.key, self.worker.pid)
@@ -628,6 +630,7 @@ class _Lane:
             threads=loaded.threads if loaded else None,
             versions=loaded.versions if loaded else "",
             page_attached=self.request.page_attached,
+            load_reused=self.load_reused if loaded else None,
             **(figures_of(loaded, LoadReport) if loaded else {}),
             **(figures_of(result, RunReport) if result else {}),
         )

@@ -71,6 +71,7 @@ class RunReport:
     prefill_tokens_per_s: float | None = metric(
         "prefill tok/s", digits=1, panel="prefill", unit="tok/s", cli="prefill tok/s", cli_digits=0
     )
+    decode_s: float | None = None  # first token to last (None under two tokens): the decode phase
     # Inter-token latency: the gaps between consecutive tokens after the first (stalls, jitter)
     itl_p50_ms: float | None = metric("ITL p50 (ms)", digits=2, panel="ITL p50", unit="ms", panel_line=2,
                                       cli="ITL p50 ms")
@@ -115,6 +116,28 @@ class LoadReport:
         "convert (s)", digits=1, panel="convert", unit="s", panel_line=1, panel_zero=False
     )
     conversion_reused: bool | None = None  # the conversion came from the cache (None: none needed)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a run on the panel's time axis: the record's field with its seconds, and the
+    fields saying it came from a cache. The first of those is None when the phase was not needed;
+    any of them True: it took no time in this run (its seconds, if any, are what it took when it was
+    done). A phase whose seconds or first cache field is None did not happen and is not drawn."""
+
+    label: str
+    seconds: str
+    cached: tuple[str, ...] = ()
+
+
+# A run's phases in the order they happen (``ui/phases.py`` draws them; prefill is the TTFT). A
+# worker reused from the pool converted nothing either: its model was loaded already.
+PHASES = (
+    Phase("convert", "conversion_s", cached=("conversion_reused", "load_reused")),
+    Phase("load", "load_s", cached=("load_reused",)),
+    Phase("prefill", "ttft_s"),
+    Phase("decode", "decode_s"),
+)
 
 
 @dataclass(frozen=True)
@@ -186,6 +209,9 @@ class RunRecord(LoadReport, RunReport):
     threads: int | None = None
     versions: str = ""
     page_attached: bool = False
+    # The lane's worker had the model loaded already (the pool): no load in this comparison; load_s
+    # is the earlier load's. None: nothing was loaded (the load failed).
+    load_reused: bool | None = None
     busy_machine: bool = False  # others took more than the budget leaves free: figures understate
     contended_host: bool = False  # a VM's host took CPU time from this machine: figures understate
     # The worker did not run for a while in its timed window (playground.engine.stall): why, in words

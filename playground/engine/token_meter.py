@@ -62,13 +62,14 @@ class TokenMeter:
 
     def summary(self, finished_at: float) -> dict[str, float | None]:
         ttft = None if self.first_token_at is None else self.first_token_at - self.started
-        decode = None
+        decode = span = None
         if self.count > 1 and self.first_token_at is not None and self.last_token_at is not None:
             span = self.last_token_at - self.first_token_at
             decode = (self.count - 1) / span if span > 0 else None
         gaps = sorted(b - a for a, b in pairwise(self.arrivals))
         return {
-            "ttft_s": ttft, "decode_tokens_per_s": decode, "e2e_s": finished_at - self.started,
+            "ttft_s": ttft, "decode_tokens_per_s": decode, "decode_s": span,
+            "e2e_s": finished_at - self.started,
             "itl_p50_ms": _ms(percentile(gaps, 50)), "itl_p90_ms": _ms(percentile(gaps, 90)),
             "itl_p99_ms": _ms(percentile(gaps, 99)),
             "token_times_ms": [round((at - self.started) * 1000, 2) for at in self.arrivals],

@@ -50,6 +50,18 @@ CSS = """
 .state-flagged { background: #dc2626; }
 .agreement-warning { display: inline-block; padding: 2px 8px; border-radius: 6px; font-weight: 600;
                      background: #fef3c7; color: #92400e; border: 1px solid #d97706; }
+/* a finished run's phases on one time axis (ui/phases.py) */
+.phase-timeline { display: flex; width: 100%; height: 18px; margin: 2px 0; border-radius: 4px;
+                  overflow: hidden; font-size: 11px; line-height: 18px; }
+.phase-timeline .phase { flex: none; overflow: hidden; white-space: nowrap; text-overflow: ellipsis;
+                         box-sizing: border-box; padding: 0 3px; color: #fff; }
+.phase, .phase-key { background: #6b7280; } .phase-convert { background: #7c3aed; }
+.phase-load { background: #0891b2; } .phase-prefill { background: #d97706; }
+.phase-decode { background: #2563eb; }
+.phase-timeline .phase-cached { background-image: repeating-linear-gradient(
+    45deg, rgba(255, 255, 255, 0.35) 0 3px, transparent 3px 6px); }
+.phase-legend { font-size: 12px; color: var(--body-text-color-subdued); }
+.phase-key { display: inline-block; width: 9px; height: 9px; border-radius: 2px; margin-right: 3px; }
 """
 
 

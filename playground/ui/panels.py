@@ -5,6 +5,7 @@ from __future__ import annotations
 from playground.engine.protocol import LaneState
 from playground.engine.records import RunRecord, metric_fields
 from playground.ui.live import LaneView
+from playground.ui.phases import timeline_html
 
 
 def badge(state: LaneState | str, text: str = "") -> str:
@@ -69,6 +70,7 @@ def metrics_markdown(lane: LaneView) -> str:
         if record.perplexity is None and record.perplexity_note:
             figures[1].append(f"perplexity - ({_escape(record.perplexity_note)})")
         lines += [" · ".join(filter(None, line)) for line in figures]
+        lines.append(timeline_html(record))  # conversion, load, prefill, decode on one time axis
         lines.append(agreement_markdown(record))
         if record.busy_machine:
             lines.append(f"**Busy machine:** other processes used {record.other_cpu_percent:.0f} % of the "
