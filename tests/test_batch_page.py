@@ -65,7 +65,10 @@ def test_the_matrix_expands_a_checked_backend_and_reports_its_lanes(page) -> Non
         scripted.uncheck()
     page.locator("#prompt textarea").fill("hello from the matrix")  # the matrix asks the page's prompt
     open_section(page, "matrix")
-    text = start_and_wait(page)
+    try:
+        text = start_and_wait(page)
+    finally:  # the page's selection as the other modules expect it
+        scripted.check()
     assert "matrix: 1 lanes" in text and "matrix: lane 1/1 echo CPU text done" in text, text
     table = page.locator("#batch-table").inner_text()
     assert any(line.startswith("echo ") for line in table.splitlines()), table
