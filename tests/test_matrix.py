@@ -258,3 +258,22 @@ def test_the_plan_finds_conversions_under_the_exporters_own_names() -> None:
     given = [BackendSpec("llama.cpp", "cpu", "Q8_0"), BackendSpec("transformers", "cpu", "fp32")]
     keys = [lane.key for lane in with_own_files(given, model)]
     assert keys == ["llama.cpp@cpu:Q8_0", "llama.cpp@cpu:auto", "transformers@cpu:fp32"]
+
+
+def test_the_tradeoff_chart_never_colours_an_unknown_quality_as_a_score() -> None:
+    """OpenVINO GenAI has no logits: in a chart coloured by perplexity its point is grey and named
+    unknown (it was drawn as perplexity 0, the best colour, before)."""
+    from playground.bench.ranking import lane_figures, tradeoff_figure
+
+    def run(backend: str, rss: float, ppl: float | None) -> RunRecord:
+        return RunRecord(backend, "CPU", "int4", "smollm2", run=1, decode_tokens_per_s=30.0, ttft_s=0.1,
+                         peak_rss_mb=rss, perplexity=ppl)
+
+    records = [run("a", 300, 22.2), run("b", 400, 26.5), run("openvino-genai", 350, None)]
+    figure = tradeoff_figure(lane_figures(records), "t")
+    known, unknown = figure.data
+    assert list(known.marker.color) == [22.2, 26.5] and list(known.text) == ["a CPU int4", "b CPU int4"]
+    assert list(unknown.text) == ["openvino-genai CPU int4"] and unknown.marker.color == "#9ca3af"
+    assert "unknown" in unknown.name
+    low, high = figure.layout.xaxis.range
+    assert low < 300 and high > 400  # room for the outermost labels

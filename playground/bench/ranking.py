@@ -196,21 +196,41 @@ def write_tradeoff_chart(lanes: Sequence[LaneFigures], path: Path, title: str) -
 
 def tradeoff_figure(lanes: Sequence[LaneFigures], title: str) -> Any:
     """Decode speed against memory, one point per lane, coloured by quality, the front outlined
-    (the CLI's file and the page's chart)."""
+    (the CLI's file and the page's chart). A lane whose quality is unknown (no logits, nothing to
+    compare with) is grey and says so: never coloured as if it had scored."""
     import plotly.graph_objects as go
 
     front = {lane.lane for lane in pareto_front(lanes)}
     perplexity = uses_perplexity(lanes)
-    quality = [(lane.perplexity if perplexity else lane.agreement_pct) for lane in lanes]
-    figure = go.Figure(go.Scatter(
-        x=[lane.peak_rss_mb for lane in lanes], y=[lane.decode_tokens_per_s for lane in lanes],
-        mode="markers+text", text=[lane.lane for lane in lanes], textposition="top center",
-        marker={"size": 16, "color": [q if q is not None else 0 for q in quality], "showscale": True,
-                "colorscale": "Viridis_r" if perplexity else "Viridis",
-                "colorbar": {"title": "perplexity" if perplexity else "agreement %"},
-                "line": {"width": [3 if lane.lane in front else 0 for lane in lanes], "color": "crimson"}},
-        hovertext=[_describe(lane) for lane in lanes],
-    ))
+    measure = "perplexity" if perplexity else "agreement %"
+
+    def value(lane: LaneFigures) -> float | None:
+        score = lane.quality(perplexity)
+        return None if score is None else (-score if perplexity else score)
+
+    figure = go.Figure()
+    for known in (True, False):
+        group = [lane for lane in lanes if (value(lane) is not None) is known]
+        if not group:
+            continue
+        outline = [3 if lane.lane in front else 0 for lane in group]
+        marker: dict[str, Any] = {"size": 16, "line": {"width": outline, "color": "crimson"}}
+        if known:
+            marker.update(color=[value(lane) for lane in group], showscale=True,
+                          colorscale="Viridis_r" if perplexity else "Viridis", colorbar={"title": measure})
+        else:
+            marker["color"] = "#9ca3af"
+        figure.add_trace(go.Scatter(
+            x=[lane.peak_rss_mb for lane in group], y=[lane.decode_tokens_per_s for lane in group],
+            mode="markers+text", text=[lane.lane for lane in group], textposition="top center",
+            marker=marker, hovertext=[_describe(lane) for lane in group],
+            name=f"{measure} measured" if known else f"{measure} unknown (grey)",
+        ))
+    memory = [lane.peak_rss_mb for lane in lanes if lane.peak_rss_mb is not None]
+    if memory:  # room for the labels of the outermost points
+        pad = max((max(memory) - min(memory)) * 0.12, 50.0)
+        figure.update_xaxes(range=[max(min(memory) - pad, 0.0), max(memory) + pad])
     figure.update_layout(title=f"{title} (outlined: the trade-off front)", xaxis_title="peak memory (MB)",
-                         yaxis_title="decode tok/s", height=560, width=900)
+                         yaxis_title="decode tok/s", height=560, width=900,
+                         legend={"orientation": "h", "y": -0.15})
     return figure
