@@ -63,7 +63,8 @@ def stop_between_runs(pool: WorkerPool) -> None:
     comparison = Comparison(request("tokens=3", runs=3), pool=pool)
     for event in comparison.events():
         if event.kind == "tokens" and event.tokens == 3 and event.run == 1 and not comparison.stopping:
-            time.sleep(0.2)  # the worker has sent run 1's result and is idle
+            worker = comparison.lanes[0].worker
+            assert worker is not None and worker.conn.poll(10)  # run 1's result is sent: the worker is idle
             comparison.stop()
     assert [r.run for r in comparison.records] == [1]
 

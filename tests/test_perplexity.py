@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from playground.backends.perplexity import log_softmax, perplexity_of, windows
 from playground.bench.cli import format_table, main
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import QualityEvent
+from playground.engine.pool import WorkerPool
 from playground.engine.protocol import Score, Scored, decode, encode
 from playground.engine.quality import ENGLISH_PROSE, PYTHON_DOCS, heldout_for
 from playground.engine.records import BackendSpec
@@ -99,18 +101,26 @@ def test_each_model_gets_its_held_out_text() -> None:
     assert other.name == ENGLISH_PROSE and "market" in other.text
 
 
-def scored_comparison(prompt: str, quality: bool = True) -> tuple[Comparison, list]:
+@pytest.fixture(scope="module")
+def warm() -> Iterator[WorkerPool]:
+    """The two lanes' workers, loaded once for this module's comparisons (as the app keeps them)."""
+    pool = WorkerPool()
+    yield pool
+    pool.close_all()
+
+
+def scored_comparison(prompt: str, pool: WorkerPool, quality: bool = True) -> tuple[Comparison, list]:
     request = ComparisonRequest(
         prompts=[prompt], specs=[BackendSpec("scripted"), BackendSpec("scripted", "CPU", "load-slow")],
         settings=GenerationSettings(max_new_tokens=8, stop_at_eos=False), runs=2, quality=quality,
     )
-    comparison = Comparison(request)
+    comparison = Comparison(request, pool=pool)
     return comparison, list(comparison.events())
 
 
 @pytest.mark.usefixtures("scripted_backend")
-def test_lanes_are_scored_after_their_runs_and_compared_with_the_reference() -> None:
-    comparison, events = scored_comparison("tokens=4 scripted:perplexity=8 load-slow:perplexity=12")
+def test_lanes_are_scored_after_their_runs_and_compared_with_the_reference(warm: WorkerPool) -> None:
+    comparison, events = scored_comparison("tokens=4 scripted:perplexity=8 load-slow:perplexity=12", warm)
     by_lane = {(r.precision, r.run): r for r in comparison.records}
     assert len(by_lane) == 4 and all(r.ok for r in by_lane.values())
     for run in (1, 2):
@@ -127,8 +137,8 @@ def test_lanes_are_scored_after_their_runs_and_compared_with_the_reference() -> 
 
 
 @pytest.mark.usefixtures("scripted_backend")
-def test_a_lane_that_cannot_says_why_and_shows_a_dash(tmp_path: Path) -> None:
-    comparison, _ = scored_comparison("tokens=4 scripted:perplexity=8.5")
+def test_a_lane_that_cannot_says_why_and_shows_a_dash(tmp_path: Path, warm: WorkerPool) -> None:
+    comparison, _ = scored_comparison("tokens=4 scripted:perplexity=8.5", warm)
     cannot = [r for r in comparison.records if r.precision == "load-slow"]
     assert cannot and all(r.perplexity is None and r.perplexity_vs_reference is None for r in cannot)
     assert cannot[0].perplexity_note == "scripted (test backend): no perplexity= directive in its prompt"
@@ -148,8 +158,8 @@ def test_a_lane_that_cannot_says_why_and_shows_a_dash(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("scripted_backend")
-def test_nothing_is_scored_unless_asked() -> None:
-    comparison, events = scored_comparison("tokens=4 perplexity=8", quality=False)
+def test_nothing_is_scored_unless_asked(warm: WorkerPool) -> None:
+    comparison, events = scored_comparison("tokens=4 perplexity=8", warm, quality=False)
     assert all(r.perplexity is None and not r.perplexity_note for r in comparison.records)
     assert not [e for e in events if isinstance(e, QualityEvent)]
 
@@ -167,8 +177,8 @@ def test_the_cli_flag_asks_for_perplexity(tmp_path: Path, capsys: pytest.Capture
 
 
 @pytest.mark.usefixtures("scripted_backend")
-def test_a_failed_score_is_a_note_not_a_failed_run() -> None:
-    comparison, events = scored_comparison("tokens=4 scripted:perplexity=0.5 load-slow:perplexity=3")
+def test_a_failed_score_is_a_note_not_a_failed_run(warm: WorkerPool) -> None:
+    comparison, events = scored_comparison("tokens=4 scripted:perplexity=0.5 load-slow:perplexity=3", warm)
     failed = [r for r in comparison.records if r.precision == "scripted"]
     assert all(r.ok and r.perplexity is None for r in failed)
     note = failed[0].perplexity_note

@@ -1,12 +1,17 @@
 """The fast layer: the whole engine (registry, worker processes, pool, comparison, Stop, timeouts)
 driven end to end by the scripted backend, which loads no model, so each test takes about a second.
 
+Tests about what a run measures or how it ends take their worker from ``warm``, one pool for the
+module (a worker start is ~0.3 s of CPU here), as the app does; those about starting, loading,
+crashing and timeouts start their own.
+
 The real runtimes' versions of these tests are in ``test_engine.py`` (marked slow).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,6 +27,14 @@ SCRIPTED = BackendSpec.parse("scripted")
 
 
 pytestmark = pytest.mark.usefixtures("scripted_backend")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def warm() -> Iterator[WorkerPool]:
+    """Loaded workers kept between this module's tests (only the latest selection's, as in the app)."""
+    pool = WorkerPool()
+    yield pool
+    pool.close_all()
 
 
 def request(prompt: str, *specs: str, **kwargs) -> ComparisonRequest:
@@ -78,10 +91,10 @@ def test_tokens_stream_in_batches_and_are_measured() -> None:
     assert {"starting", "loading", "generating"} <= set(states)
 
 
-def test_each_token_is_timed_and_a_stall_shows_in_the_tail_latency() -> None:
+def test_each_token_is_timed_and_a_stall_shows_in_the_tail_latency(warm: WorkerPool) -> None:
     """Per-token arrival times reach the record; the inter-token percentiles are read from them
     (a 0.4 s stall before token 30 of 40 lifts p99, not p50); prefill tok/s is prompt / TTFT."""
-    comparison, _ = collect(request("tokens=40 delay=0.01 first_delay=0.05 stall_at=30 stall=0.4"))
+    comparison, _ = collect(request("tokens=40 delay=0.01 first_delay=0.05 stall_at=30 stall=0.4"), pool=warm)
     (record,) = comparison.records
     assert record.ok, record.error
     times = record.token_times_ms
@@ -95,13 +108,13 @@ def test_each_token_is_timed_and_a_stall_shows_in_the_tail_latency() -> None:
     assert record.prefill_tokens_per_s == pytest.approx(record.prompt_tokens / record.ttft_s, rel=1e-6)
 
 
-def test_max_new_tokens_caps_the_script() -> None:
-    comparison, _ = collect(request("tokens=50", settings=GenerationSettings(max_new_tokens=7)))
+def test_max_new_tokens_caps_the_script(warm: WorkerPool) -> None:
+    comparison, _ = collect(request("tokens=50", settings=GenerationSettings(max_new_tokens=7)), pool=warm)
     assert comparison.records[0].new_tokens == 7
 
 
-def test_warmup_and_runs_are_planned_per_lane() -> None:
-    comparison, events = collect(request("tokens=3", warmup=1, runs=3))
+def test_warmup_and_runs_are_planned_per_lane(warm: WorkerPool) -> None:
+    comparison, events = collect(request("tokens=3", warmup=1, runs=3), pool=warm)
     assert [r.run for r in comparison.records] == [1, 2, 3]
     assert sum(1 for e in events if e.kind == "state" and e.state == "generating") == 4
 
@@ -128,8 +141,8 @@ def test_worker_pool_reuses_the_loaded_worker() -> None:
     assert pool.idle_pids() == []
 
 
-def test_stop_ends_a_long_generation_early() -> None:
-    comparison = Comparison(request("tokens=2000 delay=0.01"))
+def test_stop_ends_a_long_generation_early(warm: WorkerPool) -> None:
+    comparison = Comparison(request("tokens=2000 delay=0.01"), pool=warm)
     states = []
     for event in comparison.events():
         if event.kind == "tokens" and event.tokens >= 5:
@@ -155,22 +168,22 @@ def test_stop_while_loading_ends_the_lane() -> None:
 def test_hung_generation_is_killed_after_the_idle_timeout_and_others_carry_on() -> None:
     comparison, _ = collect(
         request("tokens=30 delay=0.01 load-slow:hang_after=3", "scripted", "scripted::load-slow",
-                idle_timeout_s=1.0, mode="parallel")
+                idle_timeout_s=0.5, mode="parallel")
     )
     errors = {r.precision: r.error for r in comparison.records}
-    assert "produced nothing for 1 s and was stopped (worker killed)" in errors["load-slow"], errors
+    assert "produced nothing for 0.5 s and was stopped (worker killed)" in errors["load-slow"], errors
     assert errors["scripted"] == ""
 
 
 def test_silent_prefill_gets_the_first_token_timeout() -> None:
     comparison, _ = collect(
-        request("first_delay=0.8 tokens=3", idle_timeout_s=0.3, first_token_timeout_s=5.0)
+        request("first_delay=0.6 tokens=3", idle_timeout_s=0.3, first_token_timeout_s=5.0)
     )
-    assert comparison.records[0].ok, comparison.records[0].error  # 0.8 s of silence > the idle 0.3 s
+    assert comparison.records[0].ok, comparison.records[0].error  # 0.6 s of silence > the idle 0.3 s
     comparison, _ = collect(
-        request("first_delay=30 tokens=3", idle_timeout_s=0.3, first_token_timeout_s=1.0)
+        request("first_delay=30 tokens=3", idle_timeout_s=0.3, first_token_timeout_s=0.5)
     )
-    assert "produced nothing for 1 s" in comparison.records[0].error
+    assert "produced nothing for 0.5 s" in comparison.records[0].error
 
 
 def test_hung_load_is_killed_after_the_load_timeout() -> None:
@@ -192,12 +205,12 @@ def test_crash_mid_generation_is_reported_and_others_carry_on() -> None:
     assert errors["scripted"] == ""
 
 
-def test_load_and_generation_failures_are_one_sentence() -> None:
+def test_load_and_generation_failures_are_one_sentence(warm: WorkerPool) -> None:
     comparison, _ = collect(request("tokens=5", "scripted::load-fails", "scripted"))
     errors = {r.precision: r.error for r in comparison.records}
     assert errors["load-fails"] == "scripted (test backend): this load fails on purpose (demo-model)."
     assert errors["scripted"] == ""
-    comparison, _ = collect(request("tokens=5 fail_after=2"))
+    comparison, _ = collect(request("tokens=5 fail_after=2"), pool=warm)
     (record,) = comparison.records
     assert record.error == "scripted (test backend): generation fails on purpose after 2 tokens."
 
@@ -209,8 +222,9 @@ def test_unknown_device_and_precision_get_messages() -> None:
     assert any("does not support precision 'int4'" in e for e in errors), errors
 
 
-def test_sequential_mode_runs_one_lane_at_a_time() -> None:
-    comparison, events = collect(request("tokens=10 delay=0.02", "scripted", "scripted::load-slow"))
+def test_sequential_mode_runs_one_lane_at_a_time(warm: WorkerPool) -> None:
+    comparison, events = collect(request("tokens=10 delay=0.02", "scripted", "scripted::load-slow"),
+                                 pool=warm)
     order = [(e.lane, e.kind) for e in events if e.kind in ("tokens", "result")]
     first, second = SCRIPTED.key, BackendSpec.parse("scripted::load-slow").key
     first_done = order.index((first, "result"))
@@ -240,7 +254,7 @@ def test_parallel_mode_overlaps_the_lanes() -> None:
     assert order.index((quick, "tokens")) < order.index((slow, "result"))
 
 
-def test_identical_answers_agree_fully() -> None:
-    comparison, _ = collect(request("tokens=12", "scripted", "scripted::load-slow"))
+def test_identical_answers_agree_fully(warm: WorkerPool) -> None:
+    comparison, _ = collect(request("tokens=12", "scripted", "scripted::load-slow"), pool=warm)
     by_precision = {r.precision: r for r in comparison.records}
     assert by_precision["load-slow"].agreement_pct == 100.0, by_precision["load-slow"]

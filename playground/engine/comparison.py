@@ -71,6 +71,11 @@ def echo(text: str, limit: int = NAME_ECHO) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
 
 
+def seconds(value: float) -> str:
+    """A timeout for a message: whole seconds ("120"), a short one to two digits ("0.5", not "0")."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 class MachineBusy(SettingsError):
     """Another comparison still runs in this process; the message says so."""
 
@@ -704,11 +709,11 @@ class _Lane:
     def overdue_message(self) -> str:
         if self.state is LaneState.GENERATING:
             return (
-                f"{self.spec.backend} produced nothing for {self._time_limit():.0f} s and "
+                f"{self.spec.backend} produced nothing for {seconds(self._time_limit())} s and "
                 "was stopped (worker killed); the other backends carry on."
             )
         return (
-            f"{self.spec.backend} did not finish loading within {self.request.load_timeout_s:.0f} s "
+            f"{self.spec.backend} did not finish loading within {seconds(self.request.load_timeout_s)} s "
             "and was stopped (worker killed)."
         )
 
