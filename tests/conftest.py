@@ -22,10 +22,11 @@ from pathlib import Path
 
 import early_boot
 import pytest
-from early_boot import ChromiumOnPage, EarlyBoot, install_plugin
+from early_boot import ChromiumOnPage, EarlyBoot, cache_bytecode, install_plugin
 
 from playground.gradio_fast_import import skip_stub_regeneration
 
+cache_bytecode()  # before the test modules: their assertion rewrites and compiled code are kept
 skip_stub_regeneration()  # the test modules import gradio as the app does: without its stub rewrite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+BOOTED = ("echo_plugin", "scripted_app", "page")  # fixtures that wait for the early boot
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """With an early boot, the modules that need what it starts run after all others (those on the
+    page last, since Chromium boots last), so they find it ready instead of waiting for it while
+    the second core is busy booting it; each module's tests stay together and in their order."""
+    if SESSION is None or SESSION.boot is None:
+        return
+    needs: dict[str, int] = {}
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        rank = 2 if "page" in used else 1 if used & set(BOOTED) else 0
+        needs[item.module.__name__] = max(needs.get(item.module.__name__, 0), rank)
+    items.sort(key=lambda item: needs[item.module.__name__])  # stable: the order within a rank stays
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from playground.history.location import DATA_DIR_ENV
 
@@ -207,7 +226,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def page(request: pytest.FixtureRequest) -> Iterator:
     """The app's page in headless Chromium, once per module. The module names the app fixture it
     drives in ``PAGE_APP`` (default ``app_server``: the real runtimes; ``scripted_app``: the fast
-    layer, whose Chromium the early boot may already have open on the page)."""
+    layer, whose Chromium the early boot may already have open on the page; a module done with
+    that page reloads it, so no module sees what another left checked or typed)."""
     app_fixture = getattr(request.module, "PAGE_APP", "app_server")
     server: AppServer = request.getfixturevalue(app_fixture)
     if not CHROMIUM.exists():
@@ -220,6 +240,7 @@ def page(request: pytest.FixtureRequest) -> Iterator:
             browser = playwright.chromium.connect_over_cdp(booted.endpoint)
             page = browser.contexts[0].pages[0]
             page.set_viewport_size({"width": 1400, "height": 1000})
+            fresh_page(page, server.url)
         else:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                                  args=CHROMIUM_ARGS)
@@ -228,7 +249,27 @@ def page(request: pytest.FixtureRequest) -> Iterator:
         page.set_default_timeout(30_000)
         page.wait_for_selector("#run-button")
         yield page
+        if isinstance(booted, ChromiumOnPage):  # the next module gets the app's own state, not ours:
+            with contextlib.suppress(Exception):  # reloaded in Chromium while other tests run
+                page.evaluate(f"() => {{ window.{DRIVEN} = true; setTimeout(() => location.reload(), 0); }}")
         browser.close()
+
+
+DRIVEN = "__drivenByATestModule"  # set on the early boot's page by a module done with it
+
+
+def fresh_page(page, url: str) -> None:
+    """The early boot's page as the app serves it: a module before this one asked for its reload
+    when it was done (``page``); should that reload not have come yet, load the page now."""
+    from playwright.sync_api import Error
+
+    for _ in range(5):
+        try:
+            if page.evaluate(f"() => window.{DRIVEN} === true"):
+                page.goto(url)
+            return
+        except Error:  # navigating right now: the reload asked for
+            page.wait_for_load_state()
 
 
 PLUGIN_EXAMPLE = REPO_ROOT / "tests" / "plugin_example"
