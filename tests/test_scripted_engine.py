@@ -248,7 +248,7 @@ def test_parallel_mode_overlaps_the_lanes() -> None:
     )
     assert most_live == 2
     assert all(r.ok for r in comparison.records) and {r.mode for r in comparison.records} == {"parallel"}
-    # the second lane streams while the first is still loading (0.5 s) or generating
+    # the second lane streams while the first is still loading (LOAD_SLOW_S) or generating
     slow, quick = BackendSpec.parse("scripted::load-slow").key, SCRIPTED.key
     order = [(e.lane, e.kind) for e in events if e.kind in ("tokens", "result")]
     assert order.index((quick, "tokens")) < order.index((slow, "result"))

@@ -50,7 +50,7 @@ from playground.backends.base import (
 from playground.settings import GenerationSettings
 
 ENABLE_ENV = "PLAYGROUND_SCRIPTED_BACKEND"
-LOAD_SLOW_S = 0.5
+LOAD_SLOW_S = 0.25  # long enough to be seen (and stopped) while loading
 CONVERT_S = 0.2
 DEFAULT_TOKENS = 16
 DEFAULT_DELAY_S = 0.005

@@ -261,14 +261,26 @@ class WorkerProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError, EOFError):
                 self.conn.send(encode(Exit()))
+            deadline = time.monotonic() + timeout
+            self._wait_for_hangup(deadline)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.kill()
         self.conn.close()
         self._close_log()
         if self.cgroup is not None:
             self.cgroup.remove()
+
+    def _wait_for_hangup(self, deadline: float) -> None:
+        """Until the worker's end of the connection closes, which it does as it exits (or until
+        ``deadline``): woken by the socket at once, where ``Popen.wait(timeout)`` alone polls with
+        sleeps of up to 50 ms (~10 ms of each close here). What it still sends is dropped; a
+        process it forked may hold the socket open after it exited, so its exit ends the wait too."""
+        with contextlib.suppress(OSError, EOFError):
+            while (left := deadline - time.monotonic()) > 0 and self.proc.poll() is None:
+                if self.conn.poll(min(left, 0.05)):
+                    self.conn.recv_bytes()
 
     def _close_log(self) -> None:
         self._log.close()
