@@ -18,7 +18,6 @@ import importlib
 import logging
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from playground.paths import REPO_ROOT
@@ -67,6 +66,8 @@ def registrations(group: str) -> list[Registration]:
     """Every entry point in ``group``: ours first (from our installed distribution, or from the
     checkout's ``pyproject.toml`` when this project is not installed), then other distributions'.
     A name registered twice keeps the first, so a plugin cannot replace a built-in by its name."""
+    from importlib import metadata  # here: a worker given its class (``Registration.load``) never scans
+
     ours: list[Registration] = []
     others: list[Registration] = []
     for entry in metadata.entry_points(group=group):
