@@ -277,3 +277,18 @@ def test_the_tradeoff_chart_never_colours_an_unknown_quality_as_a_score() -> Non
     assert "unknown" in unknown.name
     low, high = figure.layout.xaxis.range
     assert low < 300 and high > 400  # room for the outermost labels
+
+
+def test_the_sweep_chart_draws_a_lane_in_one_colour_in_both_plots() -> None:
+    """The page's sweep of two lanes drew the decode lines in the third and fourth colours, which
+    the legend (prefill's) did not name: a reader matched them to the wrong runtimes."""
+    from playground.bench.sweep import sweep_figure
+
+    rows = [{"backend": b, "device": "CPU", "precision": "int4", "prompt_tokens": n,
+             "prefill_tokens_per_s": 100.0, "decode_tokens_per_s": 10.0}
+            for b in ("a", "b") for n in (128, 512)]
+    traces = sweep_figure(rows, "t").data
+    colours = {(t.name, t.xaxis): t.line.color for t in traces}
+    assert colours[("a CPU int4", "x")] == colours[("a CPU int4", "x2")]
+    assert colours[("b CPU int4", "x")] == colours[("b CPU int4", "x2")]
+    assert colours[("a CPU int4", "x")] != colours[("b CPU int4", "x")]

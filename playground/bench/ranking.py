@@ -228,7 +228,7 @@ def tradeoff_figure(lanes: Sequence[LaneFigures], title: str) -> Any:
         ))
     memory = [lane.peak_rss_mb for lane in lanes if lane.peak_rss_mb is not None]
     if memory:  # room for the labels of the outermost points
-        pad = max((max(memory) - min(memory)) * 0.12, 50.0)
+        pad = max((max(memory) - min(memory)) * 0.2, 80.0)
         figure.update_xaxes(range=[max(min(memory) - pad, 0.0), max(memory) + pad])
     figure.update_layout(title=f"{title} (outlined: the trade-off front)", xaxis_title="peak memory (MB)",
                          yaxis_title="decode tok/s", height=560, width=900,

@@ -154,17 +154,21 @@ def write_chart(rows: Sequence[dict], path: Path, title: str) -> ChartFile:
 def sweep_figure(rows: Sequence[dict], title: str) -> Any:
     """Prefill and decode tok/s against prompt tokens, one line per lane (the CLI's file and the
     page's chart)."""
+    import plotly.express as px
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     figure = make_subplots(rows=1, cols=2, subplot_titles=("prefill tok/s", "decode tok/s"))
     lanes = list(dict.fromkeys((r["backend"], r["device"], r["precision"]) for r in rows))
-    for lane in lanes:
+    palette = px.colors.qualitative.Plotly
+    for index, lane in enumerate(lanes):
         mine = [r for r in rows if (r["backend"], r["device"], r["precision"]) == lane and r["prompt_tokens"]]
         name = " ".join(part for part in lane if part)
+        colour = palette[index % len(palette)]  # one lane, one colour in both plots (the legend's)
         for column, metric in ((1, "prefill_tokens_per_s"), (2, "decode_tokens_per_s")):
             figure.add_trace(go.Scatter(x=[r["prompt_tokens"] for r in mine], y=[r[metric] for r in mine],
                                         mode="lines+markers", name=name, legendgroup=name,
+                                        line={"color": colour}, marker={"color": colour},
                                         showlegend=column == 1), row=1, col=column)
     figure.update_xaxes(title_text="prompt tokens", type="log")
     figure.update_layout(title=title, height=480, width=1100)
