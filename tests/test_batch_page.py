@@ -5,6 +5,7 @@ test below). Marked ``browser``, not ``slow``: no model is loaded."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -79,3 +80,32 @@ def test_an_untrusted_page_cannot_start_a_matrix_or_a_sweep() -> None:
     with pytest.raises(SettingsError, match="only whoever started the app"):
         Policy(untrusted=True).check_batch("matrix")
     Policy(untrusted=False).check_batch("matrix")  # the owner's page may
+
+
+@pytest.mark.browser
+def test_stop_ends_a_matrix_after_the_lane_that_runs(page) -> None:
+    """The scripted backend's matrix has a lane for each of its precisions, one of which would hang
+    loading: Stop during the first (128 tokens 0.3 s apart) ends it within seconds, and no later
+    lane starts."""
+    echo = page.locator("#pick-echo input[type=checkbox]")
+    if echo.is_checked():
+        echo.uncheck()
+    page.locator("#prompt textarea").fill("tokens=4000 delay=0.3")
+    open_section(page, "matrix")
+    try:
+        page.locator("#batch-run").click()
+        deadline = time.monotonic() + 60
+        while not re.search(r"lane 1/\d+ scripted CPU scripted$", batch_status(page), re.M):
+            assert time.monotonic() < deadline, batch_status(page)
+            time.sleep(0.1)
+        time.sleep(1.0)  # into its run
+        pressed = time.monotonic()
+        page.locator("#batch-stop").click()
+        while "Finished." not in batch_status(page):
+            assert time.monotonic() - pressed < 15, batch_status(page)
+            time.sleep(0.1)
+    finally:
+        echo.check()
+    text = batch_status(page)
+    assert re.search(r"lane 1/\d+ scripted CPU scripted stopped", text), text
+    assert "lane 2/" not in text, text
