@@ -247,7 +247,7 @@ def test_the_plan_finds_conversions_under_the_exporters_own_names() -> None:
     from playground.models.exporters import openvino_recipe
 
     if not SMOLLM2.is_ready():
-        pytest.skip(f"SmolLM2 is not set up here: {SMOLLM2.setup_hint}")
+        pytest.skip(reason=f"SmolLM2 is not set up here: {SMOLLM2.setup_hint}")
     model = SMOLLM2.folder
     assert openvino_recipe(model, "int4")[0] == "int4-g64"
     folder = conversion_folder(model, "openvino-genai", "CPU", "int4")

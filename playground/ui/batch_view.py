@@ -24,6 +24,7 @@ import gradio as gr
 from playground.bench import matrix, ranking, sweep
 from playground.bench.cli import format_table
 from playground.engine.comparison import Comparison
+from playground.engine.events import StateEvent
 from playground.engine.parameters import SettingsError
 from playground.engine.probing import probe_all
 from playground.engine.records import BackendSpec, RunRecord
@@ -216,8 +217,6 @@ class _Prepared:
 
 def _sweep_line(event: Any, states: dict[str, Any]) -> str | None:
     """A line when a sweep's lane moves to another state (loading, converting, generating, done)."""
-    from playground.engine.events import StateEvent
-
     if not isinstance(event, StateEvent) or states.get(event.lane) is event.state:
         return None
     states[event.lane] = event.state
