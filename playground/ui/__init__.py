@@ -18,6 +18,7 @@ from playground.ui.controller import Controller  # noqa: E402
 from playground.ui.monitoring import RunMonitor  # noqa: E402
 from playground.ui.options import AppOptions  # noqa: E402
 from playground.ui.page import CSS, build_layout  # noqa: E402
+from playground.ui.server_tuning import skip_unchanged_outputs  # noqa: E402
 from playground.ui.wiring import wire  # noqa: E402
 
 __all__ = ["CSS", "AppOptions", "build_app"]
@@ -39,4 +40,5 @@ def build_app(options: AppOptions, probes: dict[str, BackendProbe],
     with page.blocks:
         wire(controller, page)
     page.blocks.queue(default_concurrency_limit=1, max_size=options.max_queue)  # bounded: refused past it
+    skip_unchanged_outputs(page.blocks)  # a frame's unchanged outputs cost nothing (server_tuning.py)
     return page.blocks

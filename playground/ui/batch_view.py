@@ -31,6 +31,7 @@ from playground.engine.records import BackendSpec, RunRecord
 from playground.models.resolve import ModelNotFoundError
 from playground.ui.backend_picker import specs_from_inputs
 from playground.ui.form import from_widgets
+from playground.ui.quiet_events import progress_on
 
 log = logging.getLogger(__name__)
 KINDS = ("matrix", "sweep")
@@ -199,12 +200,13 @@ class BatchView:
     def wire(self, section: BatchSection, inputs: list) -> None:
         section.run.click(
             lambda: "Starting… (when another comparison is running on this machine, this waits its turn)",
-            outputs=[section.status], queue=False, api_visibility="private",
+            outputs=[section.status], queue=False, api_visibility="private", **progress_on(section.status),
         ).then(
             self.run, inputs=[*section.inputs(), *inputs], outputs=section.outputs(), concurrency_limit=1,
-            concurrency_id="engine", show_progress="hidden", api_visibility="private",
+            concurrency_id="engine", api_visibility="private", **progress_on(section.status),
         )
-        section.stop.click(self.stop, outputs=[section.status], queue=False, api_visibility="private")
+        section.stop.click(self.stop, outputs=[section.status], queue=False, api_visibility="private",
+                           **progress_on(section.status))
 
 
 @dataclass

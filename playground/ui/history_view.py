@@ -24,6 +24,7 @@ from playground.history.exports import write_exports
 from playground.history.filters import MAX_FILTER_CHARS, MAX_TIME_CHARS, HistoryError, HistoryFilter
 from playground.history.owners import BROWSER_PREFIX, LOCAL, browser_state_secret, page_owner, valid_token
 from playground.history.store import ComparisonSummary, HistoryStore, default_store, save_to_history
+from playground.ui.quiet_events import progress_on
 
 log = logging.getLogger(__name__)
 STORAGE_KEY = "playground-owner"
@@ -234,7 +235,7 @@ class HistoryView:
     def wire(self, section: HistorySection, blocks: gr.Blocks) -> None:
         outputs = [section.token, *section.listed()]
         inputs = [section.token, *section.filters()]
-        common = dict(outputs=outputs, queue=False, api_visibility="private")
+        common = dict(outputs=outputs, queue=False, api_visibility="private", **progress_on(section.note))
         blocks.load(self.listing, inputs=inputs, **common)
         section.refresh.click(self.listing, inputs=inputs, **common)
         for box in (section.model, section.since, section.until):
@@ -243,7 +244,7 @@ class HistoryView:
         section.delete_all.click(self.delete, inputs=inputs, **common)
         section.delete_selected.click(self.delete_selected, inputs=[*inputs, section.selected], **common)
         exported = dict(inputs=inputs, outputs=[section.token, section.note, section.export_file],
-                        queue=False, api_visibility="private")
+                        queue=False, api_visibility="private", **progress_on(section.note))
         section.export_csv.click(self.export_csv, **exported)
         section.export_json.click(self.export_json, **exported)
 

@@ -228,7 +228,7 @@ def _slot(index: int) -> Slot:
     with gr.Column(visible=False, min_width=300, elem_id=f"lane-{index}",
                    elem_classes=["lane-panel"]) as column:
         header = gr.Markdown("", elem_classes=["lane-header"])
-        text = gr.Textbox("", lines=8, max_lines=14, show_label=False, interactive=False,
+        text = gr.Textbox("", lines=14, max_lines=14, show_label=False, interactive=False,
                           autoscroll=True, elem_classes=["lane-text"])
         metrics = gr.Markdown("", elem_classes=["lane-metrics"])
     return Slot(column, header, text, metrics)

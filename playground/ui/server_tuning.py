@@ -10,6 +10,8 @@ playground.bench.fidelity`` (app idle CPU, page / headless).
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 from typing import Any
 
@@ -29,4 +31,48 @@ def quiet_queue(blocks: Any) -> bool:
     queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
     if hasattr(queue, "progress_update_sleep_when_free"):
         queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, PROGRESS_POLL_S)
+    return True
+
+
+SKIP = {"__type__": "update"}  # gradio's ``gr.skip()``: "leave this output as it is"
+
+
+def skip_unchanged_outputs(blocks: Any) -> bool:
+    """Let gradio pass over the outputs a frame does not update, instead of rebuilding them.
+
+    A streamed frame names only what changed (``ui/frames.py``); gradio fills every other output
+    with ``gr.skip()``, and its ``postprocess_data`` treats that as a property update: it constructs
+    the component anew and rebuilds its config, for each of the run's ~40 outputs on every frame.
+    That was most of the app's CPU while a backend was timed (py-spy: 11.6 % of a core on 2 cores,
+    transformers on the demo model). Here those outputs leave gradio's hands as the bare skip they
+    would have become anyway, and only the updated ones are processed. False (and the app works as
+    before) if gradio's method is not there."""
+    original = getattr(blocks, "postprocess_data", None)
+    if original is None:
+        logger.warning("gradio's Blocks has no postprocess_data: every output is processed each frame")
+        return False
+    from gradio.blocks import Block
+
+    @functools.wraps(original)
+    async def postprocess_data(block_fn: Any, predictions: Any, state: Any) -> list[Any]:
+        outputs = list(block_fn.outputs)
+        if not (isinstance(predictions, dict) and predictions and len(outputs) > 1 and not block_fn.batch
+                and all(isinstance(key, Block) for key in predictions)):
+            return await original(block_fn, predictions, state)
+        by_id = {block._id: value for block, value in predictions.items()}
+        if len(by_id) != len(predictions) or not set(by_id) <= {block._id for block in outputs}:
+            return await original(block_fn, predictions, state)  # gradio's own matching (by key)
+        kept = [index for index, block in enumerate(outputs)
+                if block._id in by_id and by_id[block._id] != SKIP]
+        result: list[Any] = [dict(SKIP) for _ in outputs]
+        if kept:
+            narrowed = copy.copy(block_fn)
+            narrowed.outputs = [outputs[index] for index in kept]
+            values = [by_id[outputs[index]._id] for index in kept]
+            done = await original(narrowed, values if len(kept) > 1 else values[0], state)
+            for index, value in zip(kept, done, strict=True):
+                result[index] = value
+        return result
+
+    blocks.postprocess_data = postprocess_data
     return True

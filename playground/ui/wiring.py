@@ -7,6 +7,7 @@ import gradio as gr
 from playground.ui.api import backends_api, compare_api
 from playground.ui.controller import Controller
 from playground.ui.page import Page
+from playground.ui.quiet_events import progress_on
 
 
 def wire(controller: Controller, page: Page) -> None:
@@ -14,20 +15,21 @@ def wire(controller: Controller, page: Page) -> None:
     controller.attach(page)
     assert controller.frames is not None
     inputs = [*page.form_components(), page.records, page.history.token, *page.picker_components()]
+    quiet = progress_on(page.status)  # the page's work per frame stays small (quiet_events.py)
     started = page.run.click(
         controller.begin, outputs=[page.run, page.stop, page.status],
-        queue=False, api_visibility="private",
+        queue=False, api_visibility="private", **quiet,
     )
     started.then(
         controller.run_stream, inputs=inputs, outputs=controller.frames.outputs(), concurrency_limit=1,
-        concurrency_id="engine", show_progress="hidden", api_visibility="private",
+        concurrency_id="engine", api_visibility="private", **quiet,
     ).then(
         controller.finish, outputs=[page.run, page.stop, *page.chart_components()],
-        api_visibility="private", show_progress="hidden", concurrency_limit=None,
+        api_visibility="private", concurrency_limit=None, **quiet,
     )
-    page.stop.click(controller.stop, outputs=[page.status], queue=False, api_visibility="private")
+    page.stop.click(controller.stop, outputs=[page.status], queue=False, api_visibility="private", **quiet)
     page.clear.click(controller.clear, outputs=[page.records, page.table, page.quality, page.csv, page.json],
-                     queue=False, api_visibility="private")
+                     queue=False, api_visibility="private", **quiet)
     prompt_set = page.form["prompt_set"]  # its prompts run instead of the prompt box: it clears the box
     prompt_set.change(controller.prompt_set_chosen, inputs=[prompt_set], outputs=[page.form["prompt"]],
                       queue=False, api_visibility="private", show_progress="hidden")
