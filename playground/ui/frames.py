@@ -32,10 +32,11 @@ PAGE_SETTLE_S = 0.5
 PAGE_DRAW_S = 0.3  # the frame announcing the run always fits in
 FAIR_FIRST_FRAME_S = 0.25
 # Charts cost the browser a full plotly redraw each: once a second, and while a backend generates
-# alone only every 15 s. Measured in headless Chromium on 2 cores (scripted lane, fair mode): with the
-# charts every 5 s the browser took 28-33 % of a core during a run, without them 18 % (13 % idle);
-# they are drawn anyway in the pause before each run and when it ends, so a multi-run comparison's
-# charts still move run by run, and a long run's every 15 s.
+# alone (its runs and the pauses between them) only every 15 s. Measured in headless Chromium on 2
+# cores (scripted lane, fair mode): with the charts every 5 s the browser took 28-33 % of a core
+# during a run, without them 18 % (13 % idle). Redrawing both charts took the renderer 0.4-0.6 s,
+# longer than the pause before a run, so they are no longer redrawn in every pause: a fair
+# comparison's charts move every 15 s and when a lane loads or the comparison ends.
 CHART_EVERY_S = 1.0
 FAIR_CHART_EVERY_S = 15.0
 
@@ -117,8 +118,10 @@ class Frames:
         return f"**Finished:** {ok} backend(s), {len(run.records)} result row(s) added below." + warning
 
     def charts_due(self, run: LiveRun) -> dict:
-        """Every chart when their cadence says so (slower while a backend is timed alone)."""
-        every = FAIR_CHART_EVERY_S if run.measuring_alone() else CHART_EVERY_S
+        """Every chart when their cadence says so: slower while a backend generates alone, in the
+        pause before each run too (redrawing two plotly charts took the browser longer than the
+        pause on 2 cores, so the next run of a fast backend was drawn over)."""
+        every = FAIR_CHART_EVERY_S if run.generating_alone() else CHART_EVERY_S
         now = time.monotonic()
         if now - run.charts_drawn_at < every:
             return {}
