@@ -10,9 +10,10 @@ import gradio as gr
 import pytest
 
 from playground.engine.comparison import ComparisonRequest
-from playground.engine.events import TokensEvent
+from playground.engine.events import StateEvent, TokensEvent
+from playground.engine.protocol import LaneState
 from playground.engine.records import BackendSpec
-from playground.ui import AppOptions, charts
+from playground.ui import AppOptions, charts, frames
 from playground.ui.charts import ChartInput, ChartSpec, _figure, _scatter
 from playground.ui.controller import Controller
 from playground.ui.live import LiveRun
@@ -92,3 +93,24 @@ def test_page_is_built_with_keywords_and_one_form_mapping() -> None:
     assert [c.elem_id for c in page.form_components()][:3] == ["prompt", "system-prompt", "model"]
     assert len(page.slots) == 6 and page.status.elem_id == "run-status"
     assert page.blocks.delete_cache == (900, 86400)  # gradio's served copies of downloads: a day
+
+
+def test_fair_mode_charts_keep_their_15_s_in_the_pause_before_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both charts took the browser longer to redraw than the pause before a run lasts, so a fast
+    backend's next run was drawn over; in the fair mode they keep the slow cadence in the pause."""
+    _, controller = build()
+    run = live_run()  # sequential (the fair mode) by default
+    lane = next(iter(run.lanes.values()))
+    lane.apply(StateEvent(lane=lane.key, state=LaneState.GENERATING))
+    lane.streaming = False  # announced, in the pause before its tokens: nothing is timed yet
+    assert run.generating_alone() and not run.measuring_alone()
+    clock = [1000.0]
+    monkeypatch.setattr(frames.time, "monotonic", lambda: clock[0])
+    assert controller.frames.charts_due(run)  # never drawn: drawn now
+    clock[0] += 2.0  # beyond the 1 s cadence, within the fair 15 s
+    assert controller.frames.charts_due(run) == {}
+    clock[0] += frames.FAIR_CHART_EVERY_S
+    assert controller.frames.charts_due(run)
+    run.comparison.request.mode = "parallel"  # all at once: nothing is timed alone, 1 s cadence
+    clock[0] += frames.CHART_EVERY_S
+    assert controller.frames.charts_due(run)

@@ -62,7 +62,7 @@ def test_other_return_shapes_take_gradios_own_path() -> None:
 
 
 def test_every_event_that_shows_no_progress_tracks_one_component() -> None:
-    page, controller = build()
+    page, _ = build()
     quiet = [fn for fn in page.blocks.fns.values() if fn.show_progress == "hidden"]
     assert len(quiet) >= 5
     for fn in quiet:  # tracked: the progress targets, else every output (gradio's default)
