@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 
 import gradio as gr
+import pandas as pd
 from gradio.state_holder import SessionState
 from test_page_structure import build
 
-from playground.ui.server_tuning import SKIP, skip_unchanged_outputs
+from playground.ui.server_tuning import is_skip, skip_unchanged_outputs
 
 
 def blocks_with_outputs():
@@ -41,15 +42,16 @@ def test_a_frame_with_some_outputs_comes_out_as_gradio_makes_it_without_rebuildi
     for frame_of in (lambda c: {c[0]: "new text"},                      # one output named
                      lambda c: {c[2]: [[3, 4]]},                         # one, and its value a list
                      lambda c: {c[0]: "t", c[1]: "**m**"},               # several
-                     lambda c: {c[0]: gr.skip(), c[1]: "m"}):            # an explicit skip
+                     lambda c: {c[0]: gr.skip(), c[1]: "m"},             # an explicit skip
+                     lambda c: {c[2]: pd.DataFrame({"x": [7], "y": [8]})}):  # compares elementwise
         blocks, block_fn, components = blocks_with_outputs()
         original, rebuilt_by_gradio = postprocess(blocks, block_fn, frame_of(components), patched=False)
         blocks, block_fn, components = blocks_with_outputs()
         ours, rebuilt = postprocess(blocks, block_fn, frame_of(components), patched=True)
         assert ours == original
         assert rebuilt == [] and len(rebuilt_by_gradio) >= 1  # gradio rebuilt each skipped output
-        assert sum(value == SKIP for value in ours) == 3 - len([v for v in frame_of(components).values()
-                                                                 if v != SKIP])
+        named = [value for value in frame_of(components).values() if not is_skip(value)]
+        assert sum(map(is_skip, ours)) == 3 - len(named)
 
 
 def test_other_return_shapes_take_gradios_own_path() -> None:

@@ -1,4 +1,5 @@
-"""Keep gradio's server from polling the machine it measures.
+"""Keep gradio's server from working beside the backend it measures: idle polling, and rebuilding
+the outputs a streamed frame leaves alone (``skip_unchanged_outputs``).
 
 Gradio's queue loop checks for new jobs every millisecond on Linux and macOS (``sleep_when_free``,
 50 ms on Windows) and its progress loop every 10 ms, even when nobody is connected: 6-7 % of a
@@ -37,16 +38,21 @@ def quiet_queue(blocks: Any) -> bool:
 SKIP = {"__type__": "update"}  # gradio's ``gr.skip()``: "leave this output as it is"
 
 
+def is_skip(value: Any) -> bool:
+    """A bare skip (a dict compared as a dict: an array or a DataFrame value compares elementwise)."""
+    return isinstance(value, dict) and value == SKIP
+
+
 def skip_unchanged_outputs(blocks: Any) -> bool:
     """Let gradio pass over the outputs a frame does not update, instead of rebuilding them.
 
     A streamed frame names only what changed (``ui/frames.py``); gradio fills every other output
     with ``gr.skip()``, and its ``postprocess_data`` treats that as a property update: it constructs
-    the component anew and rebuilds its config, for each of the run's ~40 outputs on every frame.
-    That was most of the app's CPU while a backend was timed (py-spy: 11.6 % of a core on 2 cores,
-    transformers on the demo model). Here those outputs leave gradio's hands as the bare skip they
-    would have become anyway, and only the updated ones are processed. False (and the app works as
-    before) if gradio's method is not there."""
+    the component anew and rebuilds its config, for each of the run's ~35 outputs on every frame.
+    That was about half of the app's CPU while a backend was timed (py-spy; the app took 11.6 % of
+    a core on 2 cores, now 5.5 %; transformers on the demo model). Here those outputs leave
+    gradio's hands as the bare skip they would have become anyway, and only the updated ones are
+    processed. False (and the app works as before) if gradio's method is not there."""
     original = getattr(blocks, "postprocess_data", None)
     if original is None:
         logger.warning("gradio's Blocks has no postprocess_data: every output is processed each frame")
@@ -63,7 +69,7 @@ def skip_unchanged_outputs(blocks: Any) -> bool:
         if len(by_id) != len(predictions) or not set(by_id) <= {block._id for block in outputs}:
             return await original(block_fn, predictions, state)  # gradio's own matching (by key)
         kept = [index for index, block in enumerate(outputs)
-                if block._id in by_id and by_id[block._id] != SKIP]
+                if block._id in by_id and not is_skip(by_id[block._id])]
         result: list[Any] = [dict(SKIP) for _ in outputs]
         if kept:
             narrowed = copy.copy(block_fn)
