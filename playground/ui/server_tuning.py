@@ -16,6 +16,9 @@ import functools
 import logging
 from typing import Any
 
+from gradio import skip
+from gradio.blocks import Block
+
 logger = logging.getLogger(__name__)
 
 QUEUE_POLL_S = 0.02  # a new comparison starts at most 20 ms later than it could
@@ -35,7 +38,7 @@ def quiet_queue(blocks: Any) -> bool:
     return True
 
 
-SKIP = {"__type__": "update"}  # gradio's ``gr.skip()``: "leave this output as it is"
+SKIP = skip()  # gradio's "leave this output as it is"
 
 
 def is_skip(value: Any) -> bool:
@@ -57,7 +60,6 @@ def skip_unchanged_outputs(blocks: Any) -> bool:
     if original is None:
         logger.warning("gradio's Blocks has no postprocess_data: every output is processed each frame")
         return False
-    from gradio.blocks import Block
 
     @functools.wraps(original)
     async def postprocess_data(block_fn: Any, predictions: Any, state: Any) -> list[Any]:
