@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.bench.fidelity import Result, format_table, summarize
+from playground.bench.fidelity import Result, format_table, round_order, summarize
 from playground.engine.contention import STEAL_LIMIT_PERCENT, OtherLoad, busy_threshold, contended_host
 from playground.engine.threads import THREADS_ENV, default_threads, thread_budget, worker_env
 from playground.monitor.browser import BrowserProcesses, is_browser
@@ -88,11 +88,38 @@ def test_fidelity_ratios_are_paired_by_round_and_quiet_runs_kept_apart() -> None
     ratio = row["page/engine"]
     assert ratio["rounds"] == 3 and ratio["min"] == pytest.approx(0.6) and ratio["max"] == pytest.approx(0.9)
     assert ratio["ratio"] == pytest.approx(0.9)
-    assert ratio["quiet"] == {"ratio": pytest.approx(0.9), "rounds": 2, "min": pytest.approx(0.9),
-                              "max": pytest.approx(0.9)}
+    quiet = ratio["quiet"]
+    assert (quiet["ratio"], quiet["rounds"], quiet["min"], quiet["max"]) == (
+        pytest.approx(0.9), 2, pytest.approx(0.9), pytest.approx(0.9))
+    # three rounds give an interval; 0.6-0.9 spans nothing above the 0.95 target: missed
+    assert ratio["interval"] is not None and ratio["interval"][0] <= 0.9 <= ratio["interval"][1]
+    assert ratio["target"] == 0.95 and ratio["verdict"] == "missed" and quiet["verdict"] == "too few rounds"
     assert row["contended_runs"] == {"engine": 0, "page": 1} and row["host_steal_percent"]["max"] == 20.0
     table = format_table([row], ["engine", "page"])
-    assert "0.900 (2 rounds)" in table and "steal" in table
+    assert "0.900 (2)" in table and "steal" in table and "missed" in table and ">= 0.95" in table
+
+
+def test_palindrome_order_cancels_a_linear_drift() -> None:
+    """Every mode runs twice a round, mirrored, the mirror flipped the next round; on a machine
+    slowing down linearly the mirrored order gives equal modes a ratio of 1, the rotating one not."""
+    assert round_order(["a", "b", "c"], 0, "palindrome") == ["a", "b", "c", "c", "b", "a"]
+    assert round_order(["a", "b", "c"], 1, "palindrome") == ["c", "b", "a", "a", "b", "c"]
+    assert round_order(["a", "b", "c"], 1, "rotate") == ["b", "c", "a"]
+    with pytest.raises(ValueError, match="palindrome or rotate"):
+        round_order(["a"], 0, "random")
+
+    def drifting(order: str) -> dict:
+        results, step = [], 0
+        for round_ in range(4):
+            for mode in round_order(["engine", "page"], round_, order):
+                rate = 1000.0 - 10.0 * step  # the same speed for both modes, falling steadily
+                results.append(Result("x", mode, round_ + 1, {"decode_tokens_per_s": rate, "ttft_s": 0.01}))
+                step += 1
+        return summarize(results, ["engine", "page"])[0]["page/engine"]
+
+    assert drifting("palindrome")["per_round"] == pytest.approx([1.0] * 4)
+    rotating = drifting("rotate")["per_round"]  # each round favours whichever mode ran first
+    assert max(rotating) - min(rotating) > 0.015
 
 
 def test_browser_processes_are_found_by_name_and_summed() -> None:
@@ -142,7 +169,8 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
     env = {**os.environ, "PLAYGROUND_CACHE": os.environ.get("PLAYGROUND_CACHE", str(tmp_path / "cache"))}
     result = subprocess.run(
         [sys.executable, "-m", "playground.bench.fidelity", "--backends", "onnxruntime-genai",
-         "--max-new-tokens", "8", "--rounds", "2", "--runs", "1", "--warmup", "0", "--json", str(out)],
+         "--max-new-tokens", "8", "--run-seconds", "0.05", "--max-tokens-cap", "12",
+         "--rounds", "2", "--runs", "1", "--warmup", "0", "--json", str(out)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -154,10 +182,13 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
         by_path.setdefault(record["path"], []).append(record)
     assert sorted(by_path) == ["api", "engine", "native", "page"]
     budget = thread_budget() or os.cpu_count()
-    for path, rows in by_path.items():
-        assert len(rows) == 2 and {r["round"] for r in rows} == {1, 2}, path
+    # calibrated: ORT GenAI's rate x 0.05 s is above 8 tokens, so the cap (12) is what every path ran
+    assert data["config"]["new_tokens"] == {"onnxruntime-genai": 12}
+    assert data["config"]["order"] == "palindrome"
+    for path, rows in by_path.items():  # palindrome: every path twice a round
+        assert len(rows) == 4 and sorted(r["round"] for r in rows) == [1, 1, 2, 2], path
         for row in rows:
-            assert row["new_tokens"] == 8, (path, row)
+            assert row["new_tokens"] == 12, (path, row)
             assert 0 < row["ttft_s"] < 5 and row["decode_tokens_per_s"] > 0, (path, row)
             assert row["threads"] == budget and row["versions"].startswith("onnxruntime-genai"), (path, row)
             assert row["page_attached"] is (path == "page"), path
@@ -172,4 +203,6 @@ def test_fidelity_benchmark_runs_every_path_and_writes_sane_records(tmp_path: Pa
     for ratio in ("engine/native", "api/engine", "page/engine"):
         assert summary[ratio]["ratio"] > 0 and summary[ratio]["min"] <= summary[ratio]["max"]
         assert summary[ratio]["rounds"] == 2 and summary[ratio]["quiet"]["rounds"] <= 2
-    assert "steal" in result.stdout and "quiet" in result.stdout
+        assert summary[ratio]["verdict"] == "too few rounds" and summary[ratio]["target"] > 0.9
+    assert summary["new_tokens"] == 12
+    assert "steal" in result.stdout and "quiet" in result.stdout and "verdict" in result.stdout

@@ -292,3 +292,31 @@ def test_the_sweep_chart_draws_a_lane_in_one_colour_in_both_plots() -> None:
     assert colours[("a CPU int4", "x")] == colours[("a CPU int4", "x2")]
     assert colours[("b CPU int4", "x")] == colours[("b CPU int4", "x2")]
     assert colours[("a CPU int4", "x")] != colours[("b CPU int4", "x")]
+
+
+def test_each_backend_names_its_conversion_folder_as_its_exporter_does(tmp_path: Path) -> None:
+    """The plan and the memory estimate ask the backend where its conversion is (no list of
+    backends elsewhere): ORT GenAI's int4 build of a model whose layers 32 does not divide is
+    built with block 16 and cached as "int4-b16-cpu", OpenVINO's int4 with group 64 as
+    "int4-g64"; the NPU's int4 is an export of its own; llama.cpp's "auto" converts nothing."""
+    import json
+
+    from playground.engine.memory import conversion_folder, conversion_format
+
+    model = tmp_path / "odd-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"hidden_size": 80, "num_attention_heads": 5,
+                                                   "intermediate_size": 192}))
+    assert conversion_folder(model, "onnxruntime-genai", "cpu", "int4").name.endswith("-int4-b16-cpu")
+    assert conversion_folder(model, "onnxruntime-genai", "cpu", "fp32").name.endswith("-fp32-cpu")
+    assert conversion_folder(model, "openvino-genai", "CPU", "int4").name.endswith("-int4-gadjust")
+    assert conversion_folder(model, "openvino-genai", "NPU", "int4").name.endswith("-int4-npu")
+    assert conversion_folder(model, "optimum-intel", "CPU", "int8").name.endswith("-int8")
+    assert conversion_folder(model, "llama.cpp", "cpu", "auto") is None
+    assert conversion_folder(model, "no-such-backend", "cpu", "int4") is None
+    # the memory model sizes the exporters' formats only (a GGUF quantisation: not yet)
+    assert conversion_format("openvino-genai", "NPU", "int4") == ("openvino", "int4-npu")
+    assert conversion_format("llama.cpp", "cpu", "Q8_0") is None
+    unreadable = tmp_path / "no-config"
+    unreadable.mkdir()
+    assert conversion_folder(unreadable, "onnxruntime-genai", "cpu", "int4").name.endswith("-int4-cpu")

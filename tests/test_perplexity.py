@@ -17,7 +17,8 @@ import pytest
 
 from playground.backends.base import BackendError
 from playground.backends.perplexity import log_softmax, perplexity_of, windows
-from playground.bench.cli import format_table, main
+from playground.bench.cli import main
+from playground.bench.tables import format_table
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.events import QualityEvent
 from playground.engine.pool import WorkerPool

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.bench import cli
+from playground.bench import cli, tables
 from playground.bench.ranking import lane_figures
 from playground.engine import prompt_sets
 from playground.engine.answer_quality import lane_quality
@@ -126,7 +126,7 @@ def test_quality_is_the_mean_over_prompts_of_each_prompts_median(records: list[R
 
 
 def test_the_cli_summary_json_and_page_table(records: list[RunRecord]) -> None:
-    text = cli.format_quality(lane_quality(records), PROMPTS)
+    text = tables.format_quality(lane_quality(records), PROMPTS)
     assert text.startswith("quality over 3 prompts, against scripted CPU scripted"), text
     lines = text.splitlines()
     assert lines[1].split() == ["lane", "mean", "agree", "%", "mean", "sim", "worst", "prompt", "flagged",
@@ -172,7 +172,7 @@ def test_prompts_without_a_figure_say_why() -> None:
     assert [p.prompt_index for p in lane.flagged] == [1]
     assert [(p.prompt_index, p.note) for p in lane.not_computed] == [
         (0, "tokenizers differ: text similarity only"), (2, "failed: BackendError: the server went away")]
-    text = cli.format_quality(lane_quality(records), ["a", "b", "c"])
+    text = tables.format_quality(lane_quality(records), ["a", "b", "c"])
     assert "x CPU api: no agreement on prompt(s) 1: tokenizers differ: text similarity only" in text
     assert "x CPU api: no agreement on prompt(s) 3: failed: BackendError" in text
     assert lane_quality([run("api", 0, reference="")]) == []  # nothing was compared

@@ -17,7 +17,8 @@ import pytest
 
 from playground import logs
 from playground.backends.base import BackendProbe, DeviceProbe
-from playground.bench.cli import format_table, record_json
+from playground.bench.cli import record_json
+from playground.bench.tables import format_table
 from playground.engine.comparison import Comparison, ComparisonRequest, _Lane
 from playground.engine.events import ErrorEvent, ResultEvent, StateEvent, TokensEvent
 from playground.engine.protocol import (

@@ -144,6 +144,25 @@ class Backend(ABC):
         return [cls]
 
     @classmethod
+    def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:
+        """(conversion format, variant) this backend converts a model to for a lane, e.g.
+        ("openvino", "int4-npu"); None when it loads the model as it is. The engine sizes a
+        lane's memory and finds its cached conversion from this, without knowing the backend."""
+        return None
+
+    @classmethod
+    def conversion_folder(cls, model_dir: Path, device: str, precision: str) -> Path | None:
+        """Where the conversion cache keeps this lane's converted model, named exactly as
+        ``load`` names it (a backend whose exporter adapts the variant to the model says so
+        here); None when the backend loads the model as it is."""
+        fmt = cls.conversion_format(device, precision)
+        if fmt is None:
+            return None
+        from playground.models.convert_cache import conversion_dir
+
+        return conversion_dir(model_dir, *fmt)
+
+    @classmethod
     def new_probe(cls) -> BackendProbe:
         """A probe result for this backend, not installed until ``probe()`` finds otherwise."""
         return BackendProbe(

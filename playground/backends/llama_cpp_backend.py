@@ -99,6 +99,11 @@ class LlamaCppBackend(Backend):
     default_precision = AUTO
 
     @classmethod
+    def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:
+        """A quantisation of the model's GGUF (``auto``: the model's own file, unconverted)."""
+        return None if precision in ("", AUTO) else ("gguf", precision)
+
+    @classmethod
     def probe(cls) -> BackendProbe:
         result = cls.new_probe()
         if not importlib.util.find_spec("llama_cpp"):

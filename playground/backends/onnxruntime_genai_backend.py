@@ -32,7 +32,7 @@ from playground.backends.base import (
 )
 from playground.engine.threads import thread_budget
 from playground.models.export_errors import load_failure
-from playground.models.exporters import ort_block_size, ort_genai_model
+from playground.models.exporters import ort_block_size, ort_genai_folder, ort_genai_model
 from playground.settings import GenerationSettings
 
 WINML = "onnxruntime-genai-winml"
@@ -56,6 +56,16 @@ class ONNXRuntimeGenAIBackend(Backend):
     label = "ONNX Runtime GenAI"
     precisions = ("int4", "fp32", "fp16")
     default_precision = "int4"
+
+    @classmethod
+    def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:
+        return "ort-genai", precision
+
+    @classmethod
+    def conversion_folder(cls, model_dir: Path, device: str, precision: str) -> Path | None:
+        """The build for the device's execution provider (a Windows ML catalog lane's provider is
+        only known once probed: it is looked for under the device's name)."""
+        return ort_genai_folder(model_dir, precision, (device or "cpu").lower())
 
     @classmethod
     def probe(cls) -> BackendProbe:

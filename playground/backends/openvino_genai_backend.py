@@ -23,7 +23,7 @@ from playground.backends.openvino_common import (
     require_openvino_device,
 )
 from playground.models.export_errors import load_failure
-from playground.models.exporters import openvino_ir, openvino_precision_note
+from playground.models.exporters import openvino_ir, openvino_ir_folder, openvino_precision_note
 from playground.settings import GenerationSettings
 
 # NPU pipelines are compiled for static shapes: the prompt may not exceed MAX_PROMPT_LEN.
@@ -50,6 +50,17 @@ class OpenVINOGenAIBackend(Backend):
     default_precision = "int4"
 
     @classmethod
+    def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:
+        """The NPU's int4 is its own export (channel-wise, ``int4-npu``)."""
+        npu = device.upper().startswith("NPU")
+        return "openvino", "int4-npu" if npu and precision == "int4" else precision
+
+    @classmethod
+    def conversion_folder(cls, model_dir: Path, device: str, precision: str) -> Path | None:
+        fmt = cls.conversion_format(device, precision)
+        return openvino_ir_folder(model_dir, fmt[1]) if fmt else None
+
+    @classmethod
     def probe(cls) -> BackendProbe:
         result = cls.new_probe()
         if not importlib.util.find_spec("openvino_genai"):
@@ -68,7 +79,7 @@ class OpenVINOGenAIBackend(Backend):
         self.precision = self.check_precision(precision)
         self.device = require_openvino_device(device)
         npu = self.device.startswith("NPU")
-        variant = "int4-npu" if npu and self.precision == "int4" else self.precision
+        _, variant = self.conversion_format(self.device, self.precision)  # type: ignore[misc]
         self.conversion = openvino_ir(model_dir, variant, progress, self.name)
         ir_dir = self.conversion.path
         config: dict[str, Any] = latency_config(self.device, self.precision)

@@ -23,7 +23,7 @@ from playground.backends.openvino_common import (
     require_openvino_device,
 )
 from playground.models.export_errors import load_failure
-from playground.models.exporters import openvino_ir, openvino_precision_note
+from playground.models.exporters import openvino_ir, openvino_ir_folder, openvino_precision_note
 from playground.settings import GenerationSettings
 
 NPU_NOT_TARGETED = "optimum-intel does not target the NPU; use openvino-genai or the NPU library"
@@ -34,6 +34,14 @@ class OptimumIntelBackend(Backend):
     label = "OpenVINO (optimum-intel)"
     precisions = ("int4", "int8", "fp16")
     default_precision = "int4"
+
+    @classmethod
+    def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:
+        return "openvino", precision
+
+    @classmethod
+    def conversion_folder(cls, model_dir: Path, device: str, precision: str) -> Path | None:
+        return openvino_ir_folder(model_dir, precision)
 
     @classmethod
     def probe(cls) -> BackendProbe:

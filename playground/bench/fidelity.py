@@ -3,19 +3,22 @@
 python -m playground.bench.fidelity --json fidelity.json
 python -m playground.bench.fidelity --backends transformers --max-new-tokens 16 --rounds 1 --runs 1
 
-For every backend, in one invocation and interleaved (the order of the four rotates each round):
+For every backend, in one invocation and interleaved (by default each round runs every mode twice,
+mirrored: native engine api page page api engine native, the mirror flipped the next round):
 
 - ``native``: the runtime's own loop on the model the adapter loaded (``playground.bench.native``);
 - ``engine``: the engine headless (a Comparison in this process, workers kept loaded);
 - ``api``:    ``/compare`` of a real app on loopback, through ``gradio_client``;
 - ``page``:   the same app's page in headless Chromium (Playwright), Run pressed, records downloaded.
 
-Every mode uses the same prompt, max new tokens (EOS ignored, greedy), warm-up and runs per round,
-thread budget and sequential mode. The table gives medians per mode and the ratios engine /
-native (the engine's overhead), api / engine and page / engine (what the page costs) as the median
-of per-round ratios with their min-max, and TTFT differences in ms. Every run records how much CPU
-time a VM's host took ("steal"); the "quiet" ratios use only the runs where it stayed within
-``STEAL_LIMIT_PERCENT``, since on a shared host steal moves the figures more than the page does.
+Every mode uses the same prompt, max new tokens (EOS ignored, greedy; by default chosen per backend
+so a run lasts ~1.5 s), warm-up and runs, thread budget and sequential mode. The tables give medians
+per mode and the ratios engine / native (the engine's overhead), api / engine and page / engine
+(what the page costs) as the median of per-round ratios with a 95 % bootstrap interval, min-max,
+the TTFT differences in ms and a verdict against the target (met, missed, or cannot tell). Every
+run records how much CPU time a VM's host took ("steal"); the "quiet" ratios use only the runs
+where it stayed within ``STEAL_LIMIT_PERCENT``, since on a shared host steal moves the figures more
+than the page does.
 """
 
 from __future__ import annotations
@@ -23,19 +26,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from playground.engine import stats
 from playground.engine.comparison import Comparison, ComparisonRequest
 from playground.engine.contention import STEAL_LIMIT_PERCENT
 from playground.engine.policy import Policy
@@ -52,6 +56,13 @@ DEFAULT_PROMPT = "Explain what a Python list is."
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+# The largest token count --run-seconds may choose: the demo model's context is 1,024 tokens.
+MAX_TOKENS_CAP = 768
+# What each ratio must reach (issue 9): the page and the API cost a fast runtime at most 5 %, the
+# engine at most 2 % of the runtime's own loop.
+TARGETS = {"engine/native": 0.98, "api/engine": 0.95, "page/engine": 0.95}
+RATIOS = {"engine/native": ("engine", "native"), "api/engine": ("api", "engine"),
+          "page/engine": ("page", "engine")}
 APP_START_TIMEOUT_S = 240.0
 RUN_TIMEOUT_S = 900.0
 
@@ -289,11 +300,15 @@ class Bench:
     specs: list[BackendSpec]
     modes: Sequence[str]
     rounds: int
+    order: str = "palindrome"
+    run_seconds: float = 0.0  # > 0: each backend's token count is chosen so a run lasts about this long
+    max_tokens_cap: int = MAX_TOKENS_CAP
     app: App | None = None
     client: Any = None
     driver: PageDriver | None = None
     results: list[Result] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # backend -> why it was not measured
+    new_tokens: dict[str, int] = field(default_factory=dict)  # backend -> the max new tokens it ran
 
     def run(self, log: Callable[[str], None]) -> list[Result]:
         model_dir = resolve_model(self.settings.model).path
@@ -307,27 +322,43 @@ class Bench:
                 log(f"[{spec.backend}] FAILED: {message}")
         return self.results
 
+    def settings_for(self, spec: BackendSpec, pool: WorkerPool, log: Callable[[str], None]) -> Settings:
+        """The settings of ``spec``'s runs: with ``run_seconds``, as many new tokens as its decode
+        rate (one calibration run through the engine) gives in that time, within the asked count
+        and the cap. A fast runtime's 128 tokens last a fraction of a second, shorter than this
+        host's swings; a longer run averages them out."""
+        settings = self.settings
+        if self.run_seconds > 0:
+            calibration = replace(settings, warmup=1, runs=1)
+            rate = stats.median(r.get("decode_tokens_per_s") for r in run_engine(spec, pool, calibration))
+            wanted = math.ceil((rate or 0.0) * self.run_seconds)
+            settings = replace(settings, max_new_tokens=min(self.max_tokens_cap,
+                                                            max(settings.max_new_tokens, wanted)))
+            log(f"[{spec.backend}] calibrated: {rate or 0:,.1f} tok/s -> "
+                f"{settings.max_new_tokens} new tokens per run")
+        self.new_tokens[spec.backend] = settings.max_new_tokens
+        return settings
+
     def _backend(self, spec: BackendSpec, model_dir: Path, templated: str,
                  log: Callable[[str], None]) -> None:
         """Every mode for one backend, interleaved; its loaded processes are closed afterwards."""
         native = NativeProcess() if "native" in self.modes else None
         pool = WorkerPool()
         try:
+            settings = self.settings_for(spec, pool, log)
             loaded: dict = {}
             if native is not None:
                 loaded = native.call("load", backend=spec.backend, model_dir=str(model_dir),
                                      device=spec.device, precision=spec.precision)
                 log(f"[{spec.backend}] native loop loaded on {loaded['device']} {loaded['precision']}")
             runners: dict[str, Callable[[], list[dict]]] = {
-                "native": lambda: run_native(native, loaded, templated, self.settings),  # type: ignore[arg-type]
-                "engine": lambda: run_engine(spec, pool, self.settings),
-                "api": lambda: run_api(self.client, spec, self.settings),
-                "page": lambda: self.driver.run(spec, self.settings),  # type: ignore[union-attr]
+                "native": lambda: run_native(native, loaded, templated, settings),  # type: ignore[arg-type]
+                "engine": lambda: run_engine(spec, pool, settings),
+                "api": lambda: run_api(self.client, spec, settings),
+                "page": lambda: self.driver.run(spec, settings),  # type: ignore[union-attr]
             }
-            modes = list(self.modes)
             for round_ in range(self.rounds):
-                shift = round_ % len(modes)
-                for mode in modes[shift:] + modes[:shift]:
+                for mode in round_order(self.modes, round_, self.order):
                     started = time.perf_counter()
                     records = runners[mode]()
                     self.results += [Result(spec.backend, mode, round_ + 1, record) for record in records]
@@ -338,6 +369,25 @@ class Bench:
             pool.close_all()
             if native is not None:
                 native.close()
+
+
+def round_order(modes: Sequence[str], round_index: int, order: str) -> list[str]:
+    """The modes of one round, in the order they run.
+
+    ``palindrome`` (the default): every mode twice, mirrored (A B C C B A), and the mirror flipped
+    each round (C B A A B C). The host's speed drifts over a round; a mirrored order gives each mode
+    the same mean time in the round, so a linear drift cancels from every ratio, and a mode's two
+    runs are averaged. ``rotate``: every mode once, the order rotating each round (the first design,
+    which left a drift within a round in the ratios)."""
+    modes = list(modes)
+    if order == "rotate":
+        shift = round_index % len(modes)
+        return modes[shift:] + modes[:shift]
+    if order != "palindrome":
+        raise ValueError(f"unknown order {order!r}: palindrome or rotate")
+    if round_index % 2:
+        modes.reverse()
+    return modes + modes[::-1]
 
 
 def resolve_specs(names: list[str], backends_api: list[dict] | None) -> list[BackendSpec]:
@@ -353,29 +403,30 @@ def resolve_specs(names: list[str], backends_api: list[dict] | None) -> list[Bac
     return specs
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def _values(results: list[Result], mode: str, name: str, round_: int | None = None) -> list[float]:
     return [r.record[name] for r in results if r.mode == mode and r.record.get(name) is not None
             and (round_ is None or r.round == round_)]
 
 
-def paired_ratio(results: list[Result], top: str, bottom: str) -> dict[str, Any]:
-    """Median over rounds of (top's median / bottom's median in that round), with the min-max.
+def paired_ratio(results: list[Result], top: str, bottom: str, target: float | None = None) -> dict[str, Any]:
+    """Median over rounds of (top's median / bottom's median in that round), with the min-max,
+    a 95 % bootstrap interval of that median, and whether it shows ``target`` met.
 
     Pairing by round compares runs taken minutes apart at most: the machine's speed drifts
     (a VM's host takes more or less of it), and a ratio of two all-run medians would carry that
-    drift; a per-round ratio mostly cancels it."""
+    drift; a per-round ratio mostly cancels it (the palindrome order cancels a linear drift within
+    the round as well)."""
     per_round = []
     for round_ in sorted({r.round for r in results}):
-        a = _median(_values(results, top, "decode_tokens_per_s", round_))
-        b = _median(_values(results, bottom, "decode_tokens_per_s", round_))
+        a = stats.median(_values(results, top, "decode_tokens_per_s", round_))
+        b = stats.median(_values(results, bottom, "decode_tokens_per_s", round_))
         if a and b:
             per_round.append(a / b)
-    return {"ratio": _median(per_round), "rounds": len(per_round),
-            "min": min(per_round) if per_round else None, "max": max(per_round) if per_round else None}
+    interval = stats.median_interval(per_round)
+    return {"ratio": stats.median(per_round), "rounds": len(per_round),
+            "min": min(per_round) if per_round else None, "max": max(per_round) if per_round else None,
+            "interval": list(interval) if interval else None, "per_round": per_round,
+            "target": target, "verdict": stats.verdict(interval, target) if target is not None else None}
 
 
 def summarize(results: list[Result], modes: Sequence[str]) -> list[dict]:
@@ -389,15 +440,15 @@ def summarize(results: list[Result], modes: Sequence[str]) -> list[dict]:
         for mode in modes:
             rates = _values(mine, mode, "decode_tokens_per_s")
             ttfts = _values(mine, mode, "ttft_s")
-            row[mode] = {"decode_tokens_per_s": _median(rates), "ttft_s": _median(ttfts), "n": len(rates),
-                         "min": min(rates) if rates else None, "max": max(rates) if rates else None}
-        for name, top, bottom in (("engine/native", "engine", "native"), ("api/engine", "api", "engine"),
-                                  ("page/engine", "page", "engine")):
+            row[mode] = {"decode_tokens_per_s": stats.median(rates), "ttft_s": stats.median(ttfts),
+                         "n": len(rates), "min": min(rates) if rates else None,
+                         "max": max(rates) if rates else None}
+        for name, (top, bottom) in RATIOS.items():
             if top not in modes or bottom not in modes:
                 continue
             ta, tb = row[top]["ttft_s"], row[bottom]["ttft_s"]
-            row[name] = {**paired_ratio(mine, top, bottom),
-                         "quiet": paired_ratio(quiet, top, bottom),
+            row[name] = {**paired_ratio(mine, top, bottom, TARGETS[name]),
+                         "quiet": paired_ratio(quiet, top, bottom, TARGETS[name]),
                          "ttft_delta_ms": (ta - tb) * 1000 if ta is not None and tb is not None else None}
         busy = [r for r in mine if r.record.get("busy_machine")]
         row["busy_runs"] = {mode: sum(r.mode == mode for r in busy) for mode in modes}
@@ -405,43 +456,50 @@ def summarize(results: list[Result], modes: Sequence[str]) -> list[dict]:
                                  for mode in modes}
         steal = [r.record["host_steal_percent"] for r in mine
                  if r.record.get("host_steal_percent") is not None]
-        row["host_steal_percent"] = {"median": _median(steal), "max": max(steal) if steal else None}
+        row["host_steal_percent"] = {"median": stats.median(steal), "max": max(steal) if steal else None}
         row["threads"] = next((r.record.get("threads") for r in mine if r.record.get("threads")), None)
+        row["new_tokens"] = stats.median(r.record.get("new_tokens") for r in mine)
         summary.append(row)
     return summary
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
 
 
 def format_table(summary: list[dict], modes: Sequence[str]) -> str:
-    """Medians per mode, then each ratio over all rounds and over the quiet runs' rounds."""
-    header = ["backend", "threads", "steal % (max)", *[f"{m} tok/s" for m in modes]]
-    ratio_names = [n for n in ("engine/native", "api/engine", "page/engine")
-                   if any(n in row for row in summary)]
-    header += [f"{n} (min-max)" for n in ratio_names] + [f"{n} quiet" for n in ratio_names]
-    header += [f"TTFT {n} ms" for n in ratio_names]
-    rows = [header]
+    """Two tables: the median decode rate of every mode per backend; then every ratio with its
+    95 % interval, min-max, the ratio over the quiet rounds, TTFT difference and the verdict."""
+    rates = [["backend", "threads", "new tokens", "steal % (max)", *[f"{m} tok/s" for m in modes]]]
     for row in summary:
         steal = row.get("host_steal_percent", {})
-        line = [row["backend"], str(row["threads"] or "-"),
-                f"{_fmt(steal.get('median'), 0)} ({_fmt(steal.get('max'), 0)})"]
-        line += [_fmt(row[m]["decode_tokens_per_s"]) for m in modes]
-        for name in ratio_names:
-            r = row.get(name, {})
-            line.append(f"{_fmt(r.get('ratio'), 3)} ({_fmt(r.get('min'), 2)}-{_fmt(r.get('max'), 2)})")
-        for name in ratio_names:
-            q = row.get(name, {}).get("quiet", {})
-            line.append(f"{_fmt(q.get('ratio'), 3)} ({q.get('rounds', 0)} rounds)")
-        for name in ratio_names:
-            line.append(f"{row.get(name, {}).get('ttft_delta_ms', 0) or 0:+.2f}")
-        rows.append(line)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"steal = CPU time a VM's host took from this machine during the runs; quiet = runs "
-                 f"with at most {STEAL_LIMIT_PERCENT:.0f} % steal; ratios are medians of per-round ratios")
+        rates.append([row["backend"], str(row["threads"] or "-"), stats.fmt(row.get("new_tokens"), 0),
+                      f"{stats.fmt(steal.get('median'), 0)} ({stats.fmt(steal.get('max'), 0)})",
+                      *[stats.fmt(row[m]["decode_tokens_per_s"]) for m in modes]])
+    ratios = [["backend", "ratio", "median", "95 % interval", "min-max", "rounds", "quiet",
+               "TTFT diff ms", "target", "verdict"]]
+    for row in summary:
+        for name in RATIOS:
+            r = row.get(name)
+            if r is None:
+                continue
+            low, high = r.get("interval") or (None, None)
+            quiet = r.get("quiet", {})
+            ratios.append([
+                row["backend"], name, stats.fmt(r.get("ratio"), 3),
+                f"{stats.fmt(low, 3)}-{stats.fmt(high, 3)}",
+                f"{stats.fmt(r.get('min'), 2)}-{stats.fmt(r.get('max'), 2)}", str(r.get("rounds", 0)),
+                f"{stats.fmt(quiet.get('ratio'), 3)} ({quiet.get('rounds', 0)})",
+                f"{r.get('ttft_delta_ms') or 0:+.2f}", f">= {r['target']:.2f}", r.get("verdict") or "-",
+            ])
+    lines = [*_aligned(rates), "", *_aligned(ratios)]
+    lines.append(f"steal = CPU time a VM's host took from this machine during the runs; quiet = rounds of "
+                 f"runs with at most {STEAL_LIMIT_PERCENT:.0f} % steal; a ratio is the median of per-round "
+                 "ratios, its interval a 95 % bootstrap over the rounds; verdict: met / missed when the "
+                 "whole interval is above / below the target, else cannot tell")
     return "\n".join(lines)
 
 
@@ -453,10 +511,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: every backend usable here)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"subset of {','.join(MODES)}")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (mode order rotates)")
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per mode and round")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per mode and round")
+    parser.add_argument("--max-new-tokens", type=int, default=128,
+                        help="new tokens per run (the least, with --run-seconds)")
+    parser.add_argument("--run-seconds", type=float, default=1.5,
+                        help="choose each backend's new tokens so a run lasts about this long, from a "
+                        "calibration run (0 = always --max-new-tokens)")
+    parser.add_argument("--max-tokens-cap", type=int, default=MAX_TOKENS_CAP,
+                        help="the most new tokens --run-seconds may choose (within the model's context)")
+    parser.add_argument("--order", choices=("palindrome", "rotate"), default="palindrome",
+                        help="palindrome: every mode twice per round, mirrored (A B B A), so a drift of the "
+                        "machine's speed cancels; rotate: once each, the order rotating")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds")
+    parser.add_argument("--runs", type=int, default=1, help="measured runs per mode each time it runs")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs before them, each time")
     parser.add_argument("--threads", default=None,
                         help=f"thread budget for the runtimes (sets {THREADS_ENV}; "
                         "default: logical CPUs - 1; 0 = each runtime's own default)")
@@ -517,20 +584,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ([args.backends] if args.backends.strip()
                  else [b["name"] for b in backends if b["usable"]])
         specs = resolve_specs(names, backends)
-        bench = Bench(settings, specs, modes, args.rounds, app, client, driver)
+        bench = Bench(settings, specs, modes, args.rounds, args.order, args.run_seconds, args.max_tokens_cap,
+                      app, client, driver)
         results = bench.run(log)
     summary = summarize(results, modes)
     print(format_table(summary, modes))
     for backend, message in bench.failures.items():
         print(f"{backend}: not measured: {message}")
+    tokens = (f"new tokens for ~{args.run_seconds:g} s runs (at least {args.max_new_tokens})"
+              if args.run_seconds > 0 else f"{args.max_new_tokens} new tokens")
+    per_round = 2 if args.order == "palindrome" else 1
     print(f"\n{len(results)} records in {time.perf_counter() - started:.0f} s; model {args.model}, "
-          f"{args.max_new_tokens} new tokens, {args.rounds} rounds x {args.runs} runs "
-          f"(+{args.warmup} warm-up), "
+          f"{tokens}, {args.rounds} rounds ({args.order}: each mode {per_round} x {args.runs} run(s) "
+          f"+{args.warmup} warm-up per round), "
           f"threads {thread_budget() or 'runtime default'}, {os.cpu_count()} logical CPUs")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "config": {**vars(settings), "rounds": args.rounds, "modes": modes, "threads": thread_budget(),
+            "config": {**vars(settings), "rounds": args.rounds, "order": args.order,
+                       "run_seconds": args.run_seconds, "max_tokens_cap": args.max_tokens_cap,
+                       "new_tokens": bench.new_tokens, "modes": modes, "threads": thread_budget(),
                        "cpus": os.cpu_count()},
             "summary": summary,
             "failures": bench.failures,

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from playground.backends import get_backend_class
 from playground.backends.base import BackendProbe
+from playground.engine import stats
 from playground.engine.admission import UNSUPPORTED
 from playground.engine.events import LaneEvent, StateEvent
 from playground.engine.memory import conversion_folder
@@ -111,11 +112,6 @@ def conversion_needed(model_dir: Path, spec: BackendSpec) -> bool | None:
     return None if folder is None else not is_complete(folder)
 
 
-def _median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
 @dataclass(frozen=True)
 class LaneHistory:
     """Medians of a lane's earlier records of the same model on this machine."""
@@ -136,10 +132,10 @@ def lane_history(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], Lan
     return {
         key: LaneHistory(
             len(runs),
-            _median(r.load_s for r in runs),
-            _median(r.ttft_s for r in runs),
-            _median(r.decode_tokens_per_s for r in runs),
-            _median(r.conversion_s for r in runs if r.conversion_s and r.conversion_reused is False),
+            stats.median(r.load_s for r in runs),
+            stats.median(r.ttft_s for r in runs),
+            stats.median(r.decode_tokens_per_s for r in runs),
+            stats.median(r.conversion_s for r in runs if r.conversion_s and r.conversion_reused is False),
         )
         for key, runs in grouped.items()
     }

@@ -11,13 +11,13 @@ it is the yardstick, not a contender).
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from playground.bench.chart_files import ChartFile, write_figure
+from playground.engine import stats
 from playground.engine.answer_quality import by_name, lane_quality
 from playground.engine.records import RunRecord, by_lane
 
@@ -43,11 +43,6 @@ class LaneFigures:
         return 100.0 if self.reference else self.agreement_pct
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
 def lane_figures(records: Sequence[RunRecord]) -> list[LaneFigures]:
     figures = []
     quality = by_name(lane_quality(records))
@@ -58,10 +53,10 @@ def lane_figures(records: Sequence[RunRecord]) -> list[LaneFigures]:
         memory = [r.peak_rss_mb for r in good if r.peak_rss_mb is not None]
         figures.append(LaneFigures(
             lane=" ".join(part for part in (backend, device, precision) if part),
-            decode_tokens_per_s=_median([r.decode_tokens_per_s for r in good]),
-            ttft_s=_median([r.ttft_s for r in good]),
+            decode_tokens_per_s=stats.median([r.decode_tokens_per_s for r in good]),
+            ttft_s=stats.median([r.ttft_s for r in good]),
             peak_rss_mb=max(memory) if memory else None,
-            perplexity=_median([r.perplexity for r in good]),
+            perplexity=stats.median([r.perplexity for r in good]),
             agreement_pct=(answers.mean_agreement_pct
                            if (answers := quality.get((backend, device, precision))) else None),
             reference=any(r.agreement_note.startswith("reference") for r in good),

@@ -13,13 +13,13 @@ tok/s, medians over the measured runs.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from playground.bench.chart_files import ChartFile, write_figure
+from playground.engine import stats
 from playground.engine.records import RunRecord, by_lane
 from playground.models.chat import render_prompt
 from playground.models.tokens import count_prompt_tokens, cut_to_tokens
@@ -101,10 +101,6 @@ def build_prompts(model_dir: Path, lengths: Sequence[int], system_prompt: str | 
     return prompts, skipped
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 FIGURES = ("prompt_tokens", "ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s")
 
 
@@ -119,13 +115,9 @@ def sweep_rows(records: Sequence[RunRecord], prompts: Sequence[SweepPrompt]) -> 
                          "target_tokens": prompt.target, "runs": len(good),
                          "error": next((r.error.splitlines()[0][:70] for r in runs if not r.ok), "")}
             for name in FIGURES:
-                row[name] = _median([getattr(r, name) for r in good if getattr(r, name) is not None])
+                row[name] = stats.median([getattr(r, name) for r in good if getattr(r, name) is not None])
             rows.append(row)
     return rows
-
-
-def _fmt(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
-    return "-" if value is None else f"{value * scale:,.{digits}f}"
 
 
 def format_sweep(rows: Sequence[dict]) -> str:
@@ -134,9 +126,9 @@ def format_sweep(rows: Sequence[dict]) -> str:
     table = [header]
     for row in rows:
         table.append([
-            row["backend"], row["device"] or "-", row["precision"] or "-", _fmt(row["prompt_tokens"], 0),
-            _fmt(row["ttft_s"], 1, 1000), _fmt(row["prefill_tokens_per_s"], 0),
-            _fmt(row["decode_tokens_per_s"]), str(row["runs"]), row["error"],
+            row["backend"], row["device"] or "-", row["precision"] or "-", stats.fmt(row["prompt_tokens"], 0),
+            stats.fmt(row["ttft_s"], 1, 1000), stats.fmt(row["prefill_tokens_per_s"], 0),
+            stats.fmt(row["decode_tokens_per_s"]), str(row["runs"]), row["error"],
         ])
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()

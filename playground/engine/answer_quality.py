@@ -18,10 +18,10 @@ the ``--json`` summary file all read this module.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from playground.engine import stats
 from playground.engine.records import RunRecord, by_lane
 
 Lane = tuple[str, str, str]  # (backend, device, precision), as ``records.by_lane`` groups them
@@ -60,11 +60,11 @@ class LaneQuality:
 
     @property
     def mean_agreement_pct(self) -> float | None:
-        return _mean([p.agreement_pct for p in self.compared])
+        return stats.mean([p.agreement_pct for p in self.compared])
 
     @property
     def mean_similarity(self) -> float | None:
-        return _mean([p.text_similarity for p in self.prompts if not p.reference])
+        return stats.mean([p.text_similarity for p in self.prompts if not p.reference])
 
     @property
     def worst(self) -> PromptQuality | None:
@@ -132,8 +132,8 @@ def prompt_quality(index: int, runs: Sequence[RunRecord]) -> PromptQuality:
     if all(r.agreement_note.startswith("reference") for r in good):
         return PromptQuality(index, 100.0, 1.0, flagged, True)
     compared = [r for r in good if not r.agreement_note.startswith("reference")]
-    pct = _median([r.agreement_pct for r in compared])
-    similarity = _median([r.text_similarity for r in compared])
+    pct = stats.median([r.agreement_pct for r in compared])
+    similarity = stats.median([r.text_similarity for r in compared])
     note = ""
     if pct is None:
         notes = [r.agreement_note for r in compared if r.agreement_note]
@@ -143,16 +143,6 @@ def prompt_quality(index: int, runs: Sequence[RunRecord]) -> PromptQuality:
 
 def by_name(qualities: Sequence[LaneQuality]) -> dict[Lane, LaneQuality]:
     return {quality.lane: quality for quality in qualities}
-
-
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
 
 
 def _round(value: float | None, digits: int) -> float | None:

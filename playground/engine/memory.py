@@ -12,7 +12,6 @@ with measured peaks on the demo model and SmolLM2-135M.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import struct
@@ -224,34 +223,34 @@ def kv_cache_mb(shape: ModelShape, tokens: int, bytes_per_value: float) -> float
     return shape.layers * shape.kv_heads * shape.head_dim * 2 * bytes_per_value * tokens / MB
 
 
+# The conversions whose size this module models (the exporters' outputs); another format (a GGUF
+# quantisation, a plugin's own) is sized like fp32 torch weights until it is measured.
+SIZED_FORMATS = ("openvino", "ort-genai")
+
+
 def conversion_format(backend: str, device: str, precision: str) -> tuple[str, str] | None:
-    """(cache format, variant) of the conversion a backend loads, as its adapter names it."""
-    if backend in ("openvino-genai", "optimum-intel"):
-        npu = backend == "openvino-genai" and device.upper().startswith("NPU")
-        return "openvino", "int4-npu" if npu and precision == "int4" else precision
-    if backend == "onnxruntime-genai":
-        return "ort-genai", f"{precision}-{(device or 'cpu').lower()}"
-    return None
+    """(cache format, variant) of the conversion a lane loads that this module can size, as its
+    backend names it (``Backend.conversion_format``); None for an unknown backend too."""
+    cls = _backend_class(backend)
+    fmt = cls.conversion_format(device, precision) if cls is not None else None
+    return fmt if fmt is not None and fmt[0] in SIZED_FORMATS else None
 
 
 def conversion_folder(model_dir: Path, backend: str, device: str, precision: str) -> Path | None:
-    """Where the conversion cache keeps this lane's converted model, named as the exporter names it
+    """Where the conversion cache keeps this lane's converted model, as its backend names it
     (OpenVINO's int4 recipe picks a group size per model: "int4-g64"); None when the backend loads
     the model as it is."""
-    from playground.errors import ModelFormatError
-    from playground.models.convert_cache import conversion_dir
-    from playground.models.exporters import openvino_recipe
+    cls = _backend_class(backend)
+    return cls.conversion_folder(model_dir, device, precision) if cls is not None else None
 
-    fmt = conversion_format(backend, device, precision)
-    if fmt is None:
-        if backend != "llama.cpp" or precision in ("", "auto"):
-            return None
-        fmt = ("gguf", precision)  # llama.cpp quantizes the model's GGUF (models/gguf_models.py)
-    elif fmt[0] == "openvino":
-        # no recipe or no readable config: the plain name, as before
-        with contextlib.suppress(ModelFormatError, OSError, ValueError):
-            fmt = (fmt[0], openvino_recipe(model_dir, fmt[1])[0])
-    return conversion_dir(model_dir, *fmt)
+
+def _backend_class(name: str) -> type | None:
+    from playground.backends import get_backend_class
+
+    try:
+        return get_backend_class(name)
+    except KeyError:
+        return None
 
 
 def _converted_size_mb(folder: Path) -> float:

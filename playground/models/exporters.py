@@ -6,6 +6,7 @@ them) so their output becomes progress lines and their memory is returned afterw
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from playground.errors import ModelFormatError
 from playground.models import quantization
-from playground.models.convert_cache import cached_conversion
+from playground.models.convert_cache import cached_conversion, conversion_dir
 from playground.models.export_errors import Failure, explain, log_output
 from playground.progress import Conversion, ProgressCallback
 
@@ -52,6 +53,23 @@ def openvino_recipe(model_dir: Path, variant: str) -> tuple[str, list[str]]:
         return "int4-gadjust", [*args, "--group-size-fallback", "adjust"]
     args[at] = str(choice.size)
     return f"int4-g{choice.size}", args
+
+
+def openvino_ir_folder(model_dir: Path, variant: str) -> Path:
+    """Where the cache keeps the IR ``openvino_ir`` exports for ``variant`` (a model whose config
+    cannot be read: under the plain variant's name, as its export would fail anyway)."""
+    with contextlib.suppress(ModelFormatError, OSError, ValueError):
+        variant = openvino_recipe(model_dir, variant)[0]
+    return conversion_dir(model_dir, "openvino", variant)
+
+
+def ort_genai_folder(model_dir: Path, precision: str, execution_provider: str) -> Path:
+    """Where the cache keeps the ORT GenAI build ``ort_genai_model`` makes (a model whose config
+    cannot be read: under the builder's default block size)."""
+    variant = f"{precision}-{execution_provider}"
+    with contextlib.suppress(ModelFormatError, OSError, ValueError):
+        variant = ort_genai_variant(model_dir, precision, execution_provider)
+    return conversion_dir(model_dir, "ort-genai", variant)
 
 
 def openvino_ir(
@@ -102,9 +120,8 @@ def ort_genai_model(
     """An ONNX Runtime GenAI folder (model.onnx + genai_config.json) from its model builder."""
     if precision not in ORT_PRECISIONS:
         raise ModelFormatError(f"onnxruntime-genai builds {', '.join(ORT_PRECISIONS)}, not {precision!r}")
-    block = ort_block_size(model_dir) if precision == "int4" else quantization.ORT_DEFAULT_BLOCK
+    block = ort_block(model_dir, precision)
     extra = [] if block == quantization.ORT_DEFAULT_BLOCK else ["--extra_options", f"block_size={block}"]
-    variant = precision if not extra else f"{precision}-b{block}"
 
     def convert(out: Path) -> None:
         command = [
@@ -127,7 +144,21 @@ def ort_genai_model(
         if not (out / "genai_config.json").is_file():
             raise ModelFormatError("The model builder finished without writing genai_config.json")
 
-    return cached_conversion(model_dir, "ort-genai", f"{variant}-{execution_provider}", convert, progress)
+    variant = ort_genai_variant(model_dir, precision, execution_provider)
+    return cached_conversion(model_dir, "ort-genai", variant, convert, progress)
+
+
+def ort_block(model_dir: Path, precision: str) -> int:
+    """The int4 block size the model builder is asked for (the default for other precisions)."""
+    return ort_block_size(model_dir) if precision == "int4" else quantization.ORT_DEFAULT_BLOCK
+
+
+def ort_genai_variant(model_dir: Path, precision: str, execution_provider: str) -> str:
+    """The conversion cache's name for an ORT GenAI build: precision, block size when it is not the
+    builder's default ("int4-b32"), execution provider."""
+    block = ort_block(model_dir, precision)
+    variant = precision if block == quantization.ORT_DEFAULT_BLOCK else f"{precision}-b{block}"
+    return f"{variant}-{execution_provider}"
 
 
 def _run_tool(command: list[str], failure: Failure, progress: ProgressCallback) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import gradio as gr
 
 from playground.bench import matrix, ranking, sweep
-from playground.bench.cli import format_table
+from playground.bench.tables import format_table
 from playground.engine.comparison import Comparison
 from playground.engine.events import StateEvent
 from playground.engine.parameters import SettingsError
