@@ -2,6 +2,12 @@
 
 ``PLAYGROUND_TEST_MODEL`` picks the model (default: the embedded demo model). Conversions go to
 ``PLAYGROUND_CACHE`` when it is set (reuse a warm cache), else to a temp dir shared by the session.
+
+The fast layer alone (``pytest -m "not slow"``) runs on ``PLAYGROUND_TEST_WORKERS`` parallel
+workers (pytest-xdist, default 3; 0 or ``-p no:xdist``: one process): its tests mostly wait on the
+processes they start, so on 2 cores three workers finish it in about half the time. Each module
+stays on one worker, and the modules on the scripted app and its page share one worker (one app,
+one Chromium page), which the controller boots early for them (``early_boot``).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import early_boot
+import parallel
 import pytest
-from early_boot import ChromiumOnPage, EarlyBoot, cache_bytecode, install_plugin
+from early_boot import BOOT_FILE_ENV, BootFile, ChromiumOnPage, EarlyBoot, cache_bytecode, install_plugin
 
 from playground.gradio_fast_import import skip_stub_regeneration
 
@@ -43,9 +50,10 @@ def free_port() -> int:
 
 @dataclass
 class AppServer:
-    """A running ``app.py``; its own process group, so stopping it takes its workers along."""
+    """A running ``app.py``; its own process group, so stopping it takes its workers along.
+    Without ``proc`` it is another process's (a parallel run's controller): only used, not stopped."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None
     url: str
     log_path: Path
 
@@ -60,6 +68,8 @@ class AppServer:
             return False
 
     def stop(self) -> None:
+        if self.proc is None:
+            return
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -102,9 +112,19 @@ class Session:
     data_dir: Path
     saved_env: str | None
     boot: EarlyBoot | None = None
+    shared: BootFile | None = None  # a parallel worker: what the controller booted
 
 
 SESSION: Session | None = None
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The fast layer alone runs on parallel workers (``tests/parallel.py``)."""
+    parallel.configure(config)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    return parallel.scheduler(config, log)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -119,25 +139,53 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     parent.mkdir(parents=True, exist_ok=True)
     SESSION = Session(Path(tempfile.mkdtemp(prefix="data-", dir=parent)), os.environ.get(DATA_DIR_ENV))
     os.environ[DATA_DIR_ENV] = str(SESSION.data_dir)
+    if parallel.is_worker() and os.environ.get(BOOT_FILE_ENV):
+        SESSION.shared = BootFile(Path(os.environ[BOOT_FILE_ENV]))
+        return
     if early_boot.wanted(session.config.args, REPO_ROOT / "tests"):
         work = Path(tempfile.mkdtemp(prefix="playground-early-"))
         environment = dict(os.environ)  # now: the tests' monkeypatching must not reach the app
+        ready = None
+        if parallel.is_controller(session.config):  # its workers start after this hook: they inherit the file
+            shared = BootFile(work / "boot.json")
+            os.environ[BOOT_FILE_ENV] = str(shared.path)
+            ready = lambda name, result: shared.write(name, published(result))  # noqa: E731
         SESSION.boot = EarlyBoot.start(
             PLUGIN_EXAMPLE, work,
             lambda site: start_app(SCRIPTED_APP_ARGS, work / "cache", ARTIFACTS / "app-scripted.log",
                                    base_env=scripted_app_env(environment, site)),
-            CHROMIUM if CHROMIUM.exists() else None, CHROMIUM_ARGS,
+            CHROMIUM if CHROMIUM.exists() else None, CHROMIUM_ARGS, ready,
         )
 
 
+def published(result: object) -> dict:
+    """One early-boot result as its workers read it (``early``)."""
+    if isinstance(result, BaseException):
+        return {"error": f"{type(result).__name__}: {result}"[:4000]}
+    if isinstance(result, Path):
+        return {"path": str(result)}
+    if isinstance(result, AppServer):
+        return {"url": result.url, "log_path": str(result.log_path)}
+    if isinstance(result, ChromiumOnPage):
+        return {"endpoint": result.endpoint}
+    return {"absent": True}  # no Chromium here
+
+
 BOOTED = ("echo_plugin", "scripted_app", "page")  # fixtures that wait for the early boot
+ON_THE_APP = ("scripted_app", "page")  # one app and one page: their modules share a worker
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """With an early boot, the modules that need what it starts run after all others (those on the
-    page last, since Chromium boots last), so they find it ready instead of waiting for it while
-    the second core is busy booting it; each module's tests stay together and in their order."""
+    """On parallel workers, tell the controller which modules use the scripted app or its page
+    (they share one worker). Serially, with an early boot, the modules that need what it starts run
+    after all others (those on the page last, since Chromium boots last), so they find it ready
+    instead of waiting for it while the second core is busy booting it; each module's tests stay
+    together and in their order."""
+    if parallel.is_worker():
+        parallel.publish_app_modules(
+            item.nodeid for item in items if set(getattr(item, "fixturenames", ())) & set(ON_THE_APP))
+        return
     if SESSION is None or SESSION.boot is None:
         return
     needs: dict[str, int] = {}
@@ -163,7 +211,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def early(name: str) -> object | None:
-    """What the early boot made for ``name`` ("plugin", "app", "chromium"), or None without one."""
+    """What the early boot made for ``name`` ("plugin", "app", "chromium"), or None without one;
+    on a parallel worker, what the controller's boot published."""
+    if SESSION is not None and SESSION.shared is not None:
+        entry = SESSION.shared.wait(name, START_TIMEOUT_S + 120)
+        if "path" in entry:
+            return Path(entry["path"])
+        if "url" in entry:
+            return AppServer(None, entry["url"], Path(entry["log_path"]))
+        return ChromiumOnPage(None, entry["endpoint"]) if "endpoint" in entry else None
     if SESSION is None or SESSION.boot is None:
         return None
     return getattr(SESSION.boot, name).result(timeout=START_TIMEOUT_S + 120)
@@ -340,3 +396,5 @@ def scripted_backend(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv(ENABLE_ENV, "1")
     if "PLAYGROUND_CACHE" not in os.environ:
         monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path_factory.mktemp("scripted-cache")))
+
+

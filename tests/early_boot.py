@@ -6,11 +6,16 @@ wait on workers). The fixtures in ``conftest.py`` then take what is ready instea
 Only for runs of the whole suite (``pytest``, ``pytest -m "not slow"``); a run of named files or
 ``PLAYGROUND_EARLY_BOOT=0`` boots lazily, as before. Chromium is started by us with a DevTools port
 and the page already open, and Playwright attaches to it over CDP (``connect_over_cdp``).
+
+On parallel workers (pytest-xdist: the fast layer's default) the controller boots, once, and
+publishes what is ready in a ``BootFile``; the worker that runs the modules on the app and the
+page attaches to them (``conftest.early``), and the controller stops them at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EARLY_BOOT_ENV = "PLAYGROUND_EARLY_BOOT"
+BOOT_FILE_ENV = "PLAYGROUND_EARLY_BOOT_FILE"  # set by a parallel run's controller, read by its workers
 PYCACHE_ENV = "PLAYGROUND_TEST_PYCACHE"  # a folder, or 0: no bytecode kept (the machine's setting)
 PYCACHE_DIR = Path.home() / ".cache" / "ai-pc-playground-tests" / "pycache"
 DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
@@ -71,11 +77,12 @@ def install_plugin(source: Path, work: Path) -> Path:
 
 @dataclass
 class ChromiumOnPage:
-    """A headless Chromium we started, already showing ``url``; Playwright attaches over CDP."""
+    """A headless Chromium we started, already showing ``url``; Playwright attaches over CDP.
+    Without ``proc`` it is another process's (a parallel run's controller): only attached to."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None
     endpoint: str
-    profile: Path
+    profile: Path | None = None
 
     @classmethod
     def start(cls, chromium: Path, args: list[str], url: str, timeout_s: float = 60.0) -> ChromiumOnPage:
@@ -96,11 +103,46 @@ class ChromiumOnPage:
         raise RuntimeError("Chromium did not print its DevTools endpoint")
 
     def stop(self) -> None:
+        if self.proc is None:  # the controller's: it stops it
+            return
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@dataclass
+class BootFile:
+    """What a parallel run's controller booted, for its workers: one JSON object, rewritten whole
+    (a rename: a reader never sees half of it) as each part is ready; an error is kept as text."""
+
+    path: Path
+
+    def write(self, name: str, value: dict) -> None:
+        data = self.read()
+        data[name] = value
+        partial = self.path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(data))
+        partial.replace(self.path)
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait(self, name: str, timeout_s: float) -> dict:
+        """``name``'s entry, once the controller wrote it (raises its error, or on timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while (entry := self.read().get(name)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the early boot did not publish {name!r} in {timeout_s:.0f} s")
+            time.sleep(0.1)
+        if "error" in entry:
+            raise RuntimeError(f"the early boot's {name} failed: {entry['error']}")
+        return entry
 
 
 @dataclass
@@ -114,24 +156,31 @@ class EarlyBoot:
 
     @classmethod
     def start(cls, plugin_source: Path, work: Path, start_app: Callable[[Path], object],
-              chromium: Path | None, chromium_args: list[str]) -> EarlyBoot:
-        """``start_app(plugin_site)`` boots the scripted app and returns it (with ``.url``, ``.stop``)."""
+              chromium: Path | None, chromium_args: list[str],
+              ready: Callable[[str, object], None] | None = None) -> EarlyBoot:
+        """``start_app(plugin_site)`` boots the scripted app and returns it (with ``.url``, ``.stop``);
+        ``ready(name, result or exception)`` is told of each part as it is done."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-boot")
         boot = cls(Future(), Future(), Future())
 
         def run() -> None:
-            for target, step in ((boot.plugin, lambda: install_plugin(plugin_source, work)),
-                                 (boot.app, lambda: start_app(boot.plugin.result())),
-                                 (boot.chromium, lambda: chromium and ChromiumOnPage.start(
-                                     chromium, chromium_args, boot.app.result().url))):
+            for name, target, step in (
+                    ("plugin", boot.plugin, lambda: install_plugin(plugin_source, work)),
+                    ("app", boot.app, lambda: start_app(boot.plugin.result())),
+                    ("chromium", boot.chromium, lambda: chromium and ChromiumOnPage.start(
+                        chromium, chromium_args, boot.app.result().url))):
                 try:
                     result = step()
                 except BaseException as error:  # the fixture that needs it re-raises it
                     target.set_exception(error)
+                    if ready is not None:
+                        ready(name, error)
                     continue
                 target.set_result(result)
                 if hasattr(result, "stop"):
                     boot.stoppers.append(result.stop)
+                if ready is not None:
+                    ready(name, result)
 
         pool.submit(run)
         pool.shutdown(wait=False)

@@ -33,7 +33,9 @@ PROMPT = "What is the for statement?"
 def configure(monkeypatch: pytest.MonkeyPatch, *texts: str) -> list[endpoints.EndpointConfig]:
     """``--endpoint`` values for this process and the workers it starts (they inherit the env)."""
     monkeypatch.setenv(backends.ONLY_ENV, ",".join(text.split("=", 1)[0] for text in texts))
-    monkeypatch.delenv(endpoints.ENDPOINTS_ENV, raising=False)
+    # recorded as unset first (a delenv of an unset variable records nothing, and the restore
+    # below would then keep this test's endpoints for every later test in the process)
+    monkeypatch.setenv(endpoints.ENDPOINTS_ENV, "")
     found = endpoints.configure(texts)
     monkeypatch.setenv(endpoints.ENDPOINTS_ENV, os.environ[endpoints.ENDPOINTS_ENV])  # undone afterwards
     return found
@@ -270,3 +272,22 @@ def test_an_endpoint_lane_reserves_no_model_memory_here(monkeypatch: pytest.Monk
     configure(monkeypatch, "lab=http://10.0.0.5:8000/v1,model=big")
     needed, alternatives = estimate_lane(DEMO_MODEL_DIR, BackendSpec("lab"), 4096)
     assert needed.total_mb == REMOTE_CLIENT_MB and needed.weights_mb == 0 and alternatives == []
+
+
+def test_the_server_gets_the_messages_the_prompt_was_rendered_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine renders the model's template once for every local runtime; an endpoint's server
+    applies its own, so its lane sends the system and user messages themselves (``Generate``
+    carries them), not the templated text."""
+    server = LoopbackServer("good")
+    try:
+        configure(monkeypatch, f"good={server.url},timeout=5")
+        comparison = Comparison(ComparisonRequest(
+            prompts=[PROMPT], specs=[BackendSpec("good")], model="demo", system_prompt="  Be brief.  ",
+            settings=GenerationSettings(max_new_tokens=4, stop_at_eos=False),
+        ))
+        list(comparison.events())
+        assert comparison.records[0].ok, comparison.records[0].error
+        assert server.behaviour.requests[0]["messages"] == [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+    finally:
+        server.close()

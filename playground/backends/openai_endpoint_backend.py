@@ -104,10 +104,9 @@ class OpenAIEndpointBackend(Backend):
     def generate(
         self, prompt: str, settings: GenerationSettings, on_tokens: TokenCallback
     ) -> GenerationOutput:
-        from playground.models.chat_messages import recover_messages
-
         config = self.config()
-        messages = recover_messages(self.model_dir, prompt).messages
+        # the engine's prompt carries its messages (models.chat.ChatPrompt); a bare text is one user turn
+        messages = getattr(prompt, "messages", None) or [{"role": "user", "content": str(prompt)}]
         count = 0
         usage: Any = None
         finished = False

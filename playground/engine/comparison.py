@@ -50,7 +50,7 @@ from playground.engine.quality import failed as quality_failed
 from playground.engine.records import BackendSpec, LoadReport, RunRecord, RunReport, figures_of
 from playground.engine.reference import AUTO, AgreementJudge, Changed, reference_order, stop_token_ids
 from playground.engine.stall import judge as judge_stall
-from playground.models.chat import render_prompt
+from playground.models.chat import chat_messages, render_prompt
 from playground.models.resolve import ModelSource, resolve_model
 from playground.models.tokens import count_prompt_tokens, encode
 from playground.settings import GenerationSettings, SettingsError, validate_prompt
@@ -152,6 +152,7 @@ class PreparedPrompt:
     user: str
     templated: str
     tokens: int | None  # counted with the model's tokenizer.json when it has one
+    messages: list[dict[str, str]] = field(default_factory=list)  # what ``templated`` was rendered from
 
 
 class Comparison:
@@ -220,7 +221,7 @@ class Comparison:
                 f"The prompt is {tokens:,} tokens and {wanted:,} new tokens are asked for, but the "
                 f"model's context is {context:,} tokens: shorten the prompt or lower max new tokens."
             )
-        return PreparedPrompt(prompt, templated, tokens)
+        return PreparedPrompt(prompt, templated, tokens, chat_messages(prompt, self.request.system_prompt))
 
     def stop(self) -> None:
         """Stop gracefully: runs in flight end early and are recorded, no new run starts."""
@@ -563,7 +564,7 @@ class _Lane:
             self.worker.send(
                 Generate(
                     prompt.templated, self.request.settings.to_dict(), self.request.flush_interval_s,
-                    run_id=self.run_id,
+                    run_id=self.run_id, messages=prompt.messages,
                 )
             )
         except WorkerDied as exc:

@@ -12,7 +12,7 @@ Worker -> engine: ``Hello`` (once), ``Probed``, ``Progress``, ``Loaded``, ``Toke
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -103,6 +103,8 @@ class Generate:
     settings: dict  # GenerationSettings.to_dict()
     flush_interval_s: float
     run_id: str = ""  # names this run: a ``Stop`` for any other id is ignored, the ``Result`` echoes it
+    # the messages ``prompt`` was rendered from (system, user): what a chat-API backend sends
+    messages: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -198,6 +198,7 @@ class Worker:
     def do_generate(self, command: Generate) -> None:
         from playground.backends.base import BackendError
         from playground.engine.token_meter import TokenMeter
+        from playground.models.chat import ChatPrompt
         from playground.settings import GenerationSettings
 
         if self.backend is None:
@@ -210,7 +211,8 @@ class Worker:
             lambda text, count, at: self.send(Tokens(text, count, at)), self.stop, command.flush_interval_s
         )
         try:
-            output = self.backend.generate(command.prompt, generation, meter)
+            prompt = ChatPrompt(command.prompt, command.messages) if command.messages else command.prompt
+            output = self.backend.generate(prompt, generation, meter)
         finally:
             finished = time.perf_counter()
             stall = watch.finish()

@@ -21,12 +21,31 @@ def load_chat_template(model_dir: Path) -> str | None:
     return None
 
 
-def render_prompt(model_dir: Path, user_prompt: str, system_prompt: str | None = None) -> str:
-    """The templated text fed to every runtime (none of them adds its own template)."""
+class ChatPrompt(str):
+    """The templated text every local runtime is fed, which also carries the chat messages it was
+    rendered from: a backend behind a chat API sends ``messages`` instead (its server applies
+    its own template). A backend that knows nothing of it just sees a ``str``."""
+
+    messages: list[dict[str, str]]
+
+    def __new__(cls, text: str, messages: list[dict[str, str]]) -> ChatPrompt:
+        prompt = super().__new__(cls, text)
+        prompt.messages = [dict(message) for message in messages]
+        return prompt
+
+
+def chat_messages(user_prompt: str, system_prompt: str | None = None) -> list[dict[str, str]]:
+    """The conversation a prompt is: the system prompt (when there is one), then the user's."""
     messages = []
     if system_prompt and system_prompt.strip():
         messages.append({"role": "system", "content": system_prompt.strip()})
     messages.append({"role": "user", "content": user_prompt})
+    return messages
+
+
+def render_prompt(model_dir: Path, user_prompt: str, system_prompt: str | None = None) -> str:
+    """The templated text fed to every runtime (none of them adds its own template)."""
+    messages = chat_messages(user_prompt, system_prompt)
     template = load_chat_template(model_dir)
     if not template:
         return user_prompt
