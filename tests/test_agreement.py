@@ -255,3 +255,21 @@ def test_demo_model_stop_ids_and_retokenising() -> None:
     assert stop_token_ids(DEMO_MODEL_DIR)  # Phi-3 style end tokens from the model folder
     ids = encode(DEMO_MODEL_DIR, PARIS)
     assert ids and all(isinstance(i, int) for i in ids)
+
+
+def test_the_reference_waits_for_a_better_lane_and_hands_over_when_one_ends_without() -> None:
+    """One rule for agreement and perplexity: the first lane in order with a usable result; none
+    while an earlier lane may still give one; a lane that ended without one hands over."""
+    from playground.engine.reference import Handover
+
+    results: dict[str, bool] = {"b": True}
+    handover = Handover(["a", "b", "c"])
+    assert handover.pick(results.get) is None  # "a" may still come
+    assert handover.end("a") and not handover.end("a")
+    assert handover.pick(results.get) == "b"
+    results.update(a=False)  # a result that is not usable (a failed run) never waits
+    assert Handover(["a", "b"]).pick(results.get) == "b"
+    nothing = Handover(["a", "c"])
+    assert nothing.pick({}.get) is None
+    nothing.end_all()
+    assert nothing.pick({}.get) == ""

@@ -13,12 +13,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 # Re-exported: adapters and plugins import every name of the interface from here.
 from playground.errors import BackendError, DeviceUnavailableError, MissingPackageError, ModelFormatError
 from playground.progress import Conversion, ProgressCallback
 from playground.settings import GenerationSettings
+
+if TYPE_CHECKING:
+    from playground.engine.memory import ModelShape
 
 __all__ = [
     "Backend",
@@ -121,6 +124,9 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]]
     default_precision: ClassVar[str]
     runs_remotely: ClassVar[bool] = False  # a server computes: no weights in this machine's memory
+    # Resident MB of one worker with the runtime imported and the demo model loaded, minus its
+    # weights (scripts/measure_memory.py); the default is a torch runtime's (torch + transformers).
+    runtime_mb: ClassVar[float] = 1110.0
 
     def __init__(self) -> None:
         self.device: str = ""
@@ -142,6 +148,18 @@ class Backend(ABC):
         """The backends this registered class stands for: itself, or one subclass per launch
         configuration (each ``--endpoint`` is a backend of its own). Cheap, like ``offered``."""
         return [cls]
+
+    @classmethod
+    def kv_bytes(cls, precision: str) -> float:
+        """Bytes per cached K/V element, for the memory estimate (default: fp32, a torch model's)."""
+        return 4.0
+
+    @classmethod
+    def weights_mb(cls, shape: ModelShape, precision: str) -> float | None:
+        """MB the loaded weights hold, when the backend knows better than its conversion
+        (``engine.memory.estimate``); None: sized from the converted files or their format, and as
+        fp32 torch weights when there is no conversion."""
+        return None
 
     @classmethod
     def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:

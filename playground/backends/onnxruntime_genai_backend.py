@@ -56,6 +56,11 @@ class ONNXRuntimeGenAIBackend(Backend):
     label = "ONNX Runtime GenAI"
     precisions = ("int4", "fp32", "fp16")
     default_precision = "int4"
+    runtime_mb = 90.0
+
+    @classmethod
+    def kv_bytes(cls, precision: str) -> float:
+        return 2.0 if precision == "fp16" else 4.0  # fp32 on CPU
 
     @classmethod
     def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:

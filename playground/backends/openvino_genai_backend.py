@@ -48,6 +48,11 @@ class OpenVINOGenAIBackend(Backend):
     label = "OpenVINO GenAI"
     precisions = ("int4", "int8", "fp16")
     default_precision = "int4"
+    runtime_mb = 165.0  # openvino + openvino-genai, no torch
+
+    @classmethod
+    def kv_bytes(cls, precision: str) -> float:
+        return 2.0  # OpenVINO keeps its KV cache in bf16 / f16
 
     @classmethod
     def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:

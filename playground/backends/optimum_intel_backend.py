@@ -34,6 +34,11 @@ class OptimumIntelBackend(Backend):
     label = "OpenVINO (optimum-intel)"
     precisions = ("int4", "int8", "fp16")
     default_precision = "int4"
+    runtime_mb = 1210.0  # optimum imports torch and transformers besides openvino
+
+    @classmethod
+    def kv_bytes(cls, precision: str) -> float:
+        return 2.0  # OpenVINO keeps its KV cache in bf16 / f16
 
     @classmethod
     def conversion_format(cls, device: str, precision: str) -> tuple[str, str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playground.backends.base import (
     Backend,
@@ -19,6 +19,9 @@ from playground.backends.base import (
 from playground.backends.hf_streaming import generate_streamed
 from playground.settings import GenerationSettings
 
+if TYPE_CHECKING:
+    from playground.engine.memory import ModelShape
+
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -27,6 +30,19 @@ class TransformersBackend(Backend):
     label = "PyTorch (transformers)"
     precisions = ("fp32", "bf16", "fp16")
     default_precision = "fp32"
+    runtime_mb = 1110.0  # torch + transformers
+
+    @classmethod
+    def kv_bytes(cls, precision: str) -> float:
+        from playground.engine.memory import PRECISION_BYTES
+
+        return PRECISION_BYTES.get(precision, 4.0)
+
+    @classmethod
+    def weights_mb(cls, shape: ModelShape, precision: str) -> float | None:
+        from playground.engine.memory import MB, PRECISION_BYTES
+
+        return shape.params * PRECISION_BYTES[precision] / MB
 
     @classmethod
     def probe(cls) -> BackendProbe:

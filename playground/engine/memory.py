@@ -19,22 +19,22 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from playground.backends.base import Backend
 
 LIMIT_ENV = "PLAYGROUND_MEMORY_LIMIT_MB"
 SAFETY_MARGIN_MB = 1024.0  # left to the OS, the browser and the app itself by default
 MB = 2**20
 
-# Resident memory of a worker with its runtime imported and the (5.5M-parameter) demo model
-# loaded, minus that model's weights: measured with scripts/measure_memory.py on this machine.
-RUNTIME_MB: dict[str, float] = {
-    "transformers": 1110.0,  # torch + transformers
-    "openvino-genai": 165.0,  # openvino + openvino-genai, no torch
-    "optimum-intel": 1210.0,  # optimum imports torch and transformers besides openvino
-    "onnxruntime-genai": 90.0,
-    "npu-library": 1290.0,  # torch + transformers + openvino + neural-compressor
-}
+# A worker's resident memory without the weights (``Backend.runtime_mb``, measured per runtime with
+# scripts/measure_memory.py), its KV cache's element size (``Backend.kv_bytes``) and, where the
+# backend knows them, its weights (``Backend.weights_mb``) are the backend's to declare; this
+# module sizes the exporters' formats and adds it all up. A backend it cannot find counts as torch.
+UNKNOWN_RUNTIME_MB = 1110.0
 # A first-time conversion runs the exporter as a child process: it imports torch, loads the
 # model at fp32, traces it and writes the converted copy. Base cost measured on the demo model.
 EXPORTER_BASE_MB: dict[str, float] = {"openvino": 1390.0, "ort-genai": 1350.0}
@@ -201,24 +201,6 @@ def ort_weights_mb(shape: ModelShape, precision: str) -> float:
     return shape.params * PRECISION_BYTES[precision] / MB
 
 
-def npu_library_weights_mb(shape: ModelShape, precision: str) -> float:
-    """The library loads the fp32 torch model, converts it holding a second fp32 copy at the peak
-    (measured on SmolLM2-135M: ~1.9x the fp32 weights), and keeps a quantised copy of every Linear."""
-    quantised = {"int4": 0.5, "int8": 1.0, "fp16": 2.0}[precision]
-    return (2 * shape.params * 4 + (shape.linear_params + shape.lm_head_params) * quantised) / MB
-
-
-def kv_bytes(backend: str, precision: str) -> float:
-    """Bytes per cached K/V element: fp32 for torch fp32 and ORT on CPU; 2 for OpenVINO (bf16/f16)."""
-    if backend in ("openvino-genai", "optimum-intel"):
-        return 2.0
-    if backend == "transformers":
-        return PRECISION_BYTES.get(precision, 4.0)
-    if backend == "onnxruntime-genai":
-        return 2.0 if precision == "fp16" else 4.0
-    return 4.0  # npu-library: the torch model's own dtype
-
-
 def kv_cache_mb(shape: ModelShape, tokens: int, bytes_per_value: float) -> float:
     return shape.layers * shape.kv_heads * shape.head_dim * 2 * bytes_per_value * tokens / MB
 
@@ -244,7 +226,7 @@ def conversion_folder(model_dir: Path, backend: str, device: str, precision: str
     return cls.conversion_folder(model_dir, device, precision) if cls is not None else None
 
 
-def _backend_class(name: str) -> type | None:
+def _backend_class(name: str) -> type[Backend] | None:
     from playground.backends import get_backend_class
 
     try:
@@ -272,10 +254,10 @@ def estimate(
     conversion = 0.0
     source = "arithmetic"
     fmt = conversion_format(backend, device, precision)
-    if backend == "transformers":
-        weights = shape.params * PRECISION_BYTES[precision] / MB
-    elif backend == "npu-library":
-        weights = npu_library_weights_mb(shape, precision)
+    cls = _backend_class(backend)
+    declared = cls.weights_mb(shape, precision) if cls is not None else None
+    if declared is not None:
+        weights = declared
     elif fmt is not None:
         if converted is not None and converted.is_dir():
             on_disk = _converted_size_mb(converted)
@@ -291,14 +273,14 @@ def estimate(
         # A separate fp32 embedding is a lookup table in the mmapped data: only rows of tokens seen
         # become resident (measured: a 151 MB table added ~nothing), so it is not counted.
         weights = max(on_disk - lookup, 0.0) * CONVERTED_RESIDENT_COPIES
-    else:  # a backend this module does not know: assume fp32 torch weights and a torch runtime
+    else:  # nothing declared and no conversion (or an unknown backend): fp32 torch weights
         weights = shape.params * 4 / MB
     return MemoryEstimate(
         backend=backend,
         precision=precision,
         weights_mb=weights,
-        kv_cache_mb=kv_cache_mb(shape, tokens, kv_bytes(backend, precision)),
-        runtime_mb=RUNTIME_MB.get(backend, RUNTIME_MB["transformers"]),
+        kv_cache_mb=kv_cache_mb(shape, tokens, cls.kv_bytes(precision) if cls is not None else 4.0),
+        runtime_mb=cls.runtime_mb if cls is not None else UNKNOWN_RUNTIME_MB,
         conversion_mb=conversion,
         weights_source=source,
     )

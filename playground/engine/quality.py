@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playground.engine.protocol import Scored
 from playground.engine.records import RunRecord
-from playground.engine.reference import describe
+from playground.engine.reference import Handover, describe
 from playground.paths import DEMO_MODEL_DIR, REPO_ROOT
 
 HELDOUT_DIR = REPO_ROOT / "assets" / "heldout"
@@ -45,11 +45,10 @@ class PerplexityBoard:
     """Every lane's answer to ``Score``, and what it makes of its records."""
 
     def __init__(self, order: list[str], text: str) -> None:
-        self.order = order  # lane keys in the order they serve as reference
+        self.handover = Handover(order)  # lane keys in the order they serve as reference
         self.text = text
         self.scored: dict[str, Scored] = {}
         self.records: dict[str, list[RunRecord]] = {}
-        self.ended: set[str] = set()
 
     def add_record(self, key: str, record: RunRecord) -> None:
         self.records.setdefault(key, []).append(record)
@@ -60,25 +59,20 @@ class PerplexityBoard:
 
     def lane_ended(self, key: str) -> Changed:
         """The lane will score nothing (more): a reference that had no perplexity hands over."""
-        if key in self.ended:
-            return []
-        self.ended.add(key)
-        return self._apply()
+        return self._apply() if self.handover.end(key) else []
 
     def finish(self) -> Changed:
         """Every lane ended: ratios to the best reference there is."""
-        self.ended.update(self.order)
+        self.handover.end_all()
         return self._apply() if self.scored else []
 
     def reference(self) -> str | None:
         """The first lane in order with a perplexity; None while a better one may still come."""
-        for key in self.order:
+        def usable(key: str) -> bool | None:
             scored = self.scored.get(key)
-            if scored is not None and scored.perplexity is not None:
-                return key
-            if scored is None and key not in self.ended:
-                return None
-        return ""
+            return None if scored is None else scored.perplexity is not None
+
+        return self.handover.pick(usable)
 
     def _apply(self) -> Changed:
         reference = self.reference()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from playground.backends import backend_classes
@@ -89,6 +90,37 @@ Retokenise = Callable[[str], list[int] | None]
 Changed = list[tuple[str, RunRecord]]  # (lane key, record whose agreement fields changed)
 
 
+@dataclass
+class Handover:
+    """Which lane serves as the reference, for agreement and for perplexity alike: the first lane
+    in preference order with a usable result; none yet while an earlier lane may still give one;
+    and a lane that ended without one hands over to the next."""
+
+    order: list[str]  # lane keys, the preferred reference first
+    ended: set[str] = field(default_factory=set)  # lanes that will produce nothing more
+
+    def end(self, key: str) -> bool:
+        """Mark ``key`` ended; False when it already was (nothing can change)."""
+        if key in self.ended:
+            return False
+        self.ended.add(key)
+        return True
+
+    def end_all(self) -> None:
+        self.ended.update(self.order)
+
+    def pick(self, usable: Callable[[str], bool | None]) -> str | None:
+        """``usable(key)``: True for a usable result, False for one that is not, None for none yet.
+        Returns the reference's key, None while it may still come, or "" when no lane can be it."""
+        for key in self.order:
+            state = usable(key)
+            if state:
+                return key
+            if state is None and key not in self.ended:
+                return None  # still running: wait for it
+        return ""
+
+
 class AgreementJudge:
     """Compares every run with the reference run of the same prompt and run number."""
 
@@ -99,12 +131,11 @@ class AgreementJudge:
         stop_ids: set[int],
         retokenise: Retokenise,
     ) -> None:
-        self.order = order
+        self.handover = Handover(order)
         self.greedy = greedy
         self.stop_ids = stop_ids
         self.retokenise = retokenise
         self.groups: dict[tuple[int, int], dict[str, RunRecord]] = {}
-        self.ended: set[str] = set()  # lanes that will produce nothing more
 
     def add(self, key: str, record: RunRecord) -> Changed:
         """A measured run finished (or failed); returns the records whose agreement changed."""
@@ -116,14 +147,11 @@ class AgreementJudge:
 
     def lane_ended(self, key: str) -> Changed:
         """A lane will produce nothing more (done, failed): a reference that failed hands over."""
-        if key in self.ended:
-            return []
-        self.ended.add(key)
-        return self._judge_all()
+        return self._judge_all() if self.handover.end(key) else []
 
     def finish(self) -> Changed:
         """Every lane ended: judge the groups whose reference never came."""
-        self.ended.update(self.order)
+        self.handover.end_all()
         return self._judge_all()
 
     def _judge_all(self) -> Changed:
@@ -134,13 +162,7 @@ class AgreementJudge:
 
     def _reference(self, group: dict[str, RunRecord]) -> str | None:
         """The first lane in preference order with a result here; None while one may still come."""
-        for key in self.order:
-            record = group.get(key)
-            if record is not None and record.ok:
-                return key
-            if record is None and key not in self.ended:
-                return None  # still running: wait for it
-        return ""  # no lane can be the reference
+        return self.handover.pick(lambda key: None if group.get(key) is None else group[key].ok)
 
     def _judge(self, group: dict[str, RunRecord]) -> Changed:
         before = {key: _fields(record) for key, record in group.items()}
