@@ -91,7 +91,7 @@ def test_page_is_built_with_keywords_and_one_form_mapping() -> None:
     page, _ = build()
     assert page.form_components() == list(page.form.values())  # zipped back by name, not position
     assert [c.elem_id for c in page.form_components()][:3] == ["prompt", "system-prompt", "model"]
-    assert len(page.slots) == 6 and page.status.elem_id == "run-status"
+    assert len(page.panels) == 6 and page.status.elem_id == "run-status"
     assert page.blocks.delete_cache == (900, 86400)  # gradio's served copies of downloads: a day
 
 

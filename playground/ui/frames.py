@@ -57,7 +57,7 @@ class Frames:
         """Every component a run's stream may update (the charts ride on it: no timer round trips
         while a backend is measured)."""
         page = self.page
-        return [page.status, *page.slot_components(), page.table, page.quality, page.records, page.csv,
+        return [page.status, *page.panel_components(), page.table, page.quality, page.records, page.csv,
                 page.json,
                 *page.chart_components()]
 
@@ -68,25 +68,25 @@ class Frames:
         lanes = list(run.lanes.values())
         frame: dict = {}
         self._changed(frame, shown, page.status, self.progress(run))
-        for index, slot in enumerate(page.slots):
+        for index, panel in enumerate(page.panels):
             lane = lanes[index] if index < len(lanes) else None
             if lane is None:
                 if first:
-                    frame[slot.column] = gr.Column(visible=False)
+                    frame[panel.column] = gr.Column(visible=False)
                 continue
             if first:
-                frame[slot.column] = gr.Column(visible=True)
+                frame[panel.column] = gr.Column(visible=True)
             if first or shown.get(lane.key) != lane.version:
                 shown[lane.key] = lane.version
-                self._changed(frame, shown, slot.header, header_markdown(lane))
-                self._changed(frame, shown, slot.text, lane.text)
+                self._changed(frame, shown, panel.header, header_markdown(lane))
+                self._changed(frame, shown, panel.text, lane.text)
                 # Live figures while a backend generates alone: once a second (the text streams on).
                 now = time.monotonic()
                 quiet = lane.state == "generating" and lane.streaming and run.measuring_alone()
                 if (not quiet or shown.get((lane.key, "state")) != lane.state
                         or now - shown.get((lane.key, "metrics_at"), 0.0) >= FAIR_METRICS_EVERY_S):
                     shown[(lane.key, "state")], shown[(lane.key, "metrics_at")] = lane.state, now
-                    self._changed(frame, shown, slot.metrics, metrics_markdown(lane))
+                    self._changed(frame, shown, panel.metrics, metrics_markdown(lane))
                 else:
                     shown[lane.key] = None  # metrics still owed: look at this lane again next frame
         return frame

@@ -66,8 +66,9 @@ CSS = """
 
 
 @dataclass
-class Slot:
-    """One backend panel: shown when a run uses it."""
+class Panel:
+    """One lane's panel on the page (a lane is the engine's run of one backend spec): shown when
+    a run has that many lanes."""
 
     column: gr.Column
     header: gr.Markdown
@@ -100,7 +101,7 @@ class Page:
     blocks: gr.Blocks
     form: Form  # run parameter name -> its widget (``ui/form.py``)
     picker: list[PickerRow]
-    slots: list[Slot]
+    panels: list[Panel]
     charts: list[ChartSlot]
     status: gr.Markdown
     run: gr.Button
@@ -121,8 +122,8 @@ class Page:
     def picker_components(self) -> list[gr.components.Component]:
         return [c for p in self.picker for c in (p.selected, p.device, p.precision)]
 
-    def slot_components(self) -> list[gr.components.Component]:
-        return [c for s in self.slots for c in (s.column, s.header, s.text, s.metrics)]
+    def panel_components(self) -> list[gr.components.Component]:
+        return [c for p in self.panels for c in (p.column, p.header, p.text, p.metrics)]
 
     def chart_components(self) -> list[gr.components.Component]:
         return [c for chart in self.charts for c in chart.components()]
@@ -186,7 +187,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         with gr.Row(equal_height=True, elem_id="backend-picker"):
             picker = [_picker_card(row) for row in rows]
         with gr.Row(equal_height=False, elem_id="panels"):
-            slots = [_slot(index) for index in range(MAX_PANELS)]
+            panels = [_panel(index) for index in range(MAX_PANELS)]
         with gr.Row(equal_height=False):
             charts = [_chart(spec) for spec in chart_specs.CHARTS]
         gr.Markdown("### Results (this session)")
@@ -200,7 +201,7 @@ def build_layout(options: AppOptions, rows: list[BackendRow], machine: str) -> P
         records = gr.State([])
         batch = build_batch_section()
         history = build_section()
-    return Page(blocks=blocks, form=form, picker=picker, slots=slots, charts=charts, status=status, run=run,
+    return Page(blocks=blocks, form=form, picker=picker, panels=panels, charts=charts, status=status, run=run,
                 stop=stop, clear=clear, table=table, quality=quality, records=records, csv=csv, json=json,
                 history=history, batch=batch)
 
@@ -224,11 +225,11 @@ def _picker_card(row: BackendRow) -> PickerRow:
     return PickerRow(row, selected, device, precision)
 
 
-def _slot(index: int) -> Slot:
+def _panel(index: int) -> Panel:
     with gr.Column(visible=False, min_width=300, elem_id=f"lane-{index}",
                    elem_classes=["lane-panel"]) as column:
         header = gr.Markdown("", elem_classes=["lane-header"])
         text = gr.Textbox("", lines=14, max_lines=14, show_label=False, interactive=False,
                           autoscroll=True, elem_classes=["lane-text"])
         metrics = gr.Markdown("", elem_classes=["lane-metrics"])
-    return Slot(column, header, text, metrics)
+    return Panel(column, header, text, metrics)
