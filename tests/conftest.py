@@ -3,11 +3,8 @@
 ``PLAYGROUND_TEST_MODEL`` picks the model (default: the embedded demo model). Conversions go to
 ``PLAYGROUND_CACHE`` when it is set (reuse a warm cache), else to a temp dir shared by the session.
 
-The fast layer alone (``pytest -m "not slow"``) runs on ``PLAYGROUND_TEST_WORKERS`` parallel
-workers (pytest-xdist, default 3; 0 or ``-p no:xdist``: one process): its tests mostly wait on the
-processes they start, so on 2 cores three workers finish it in about half the time. Each module
-stays on one worker, and the modules on the scripted app and its page share one worker (one app,
-one Chromium page), which the controller boots early for them (``early_boot``).
+The fast layer alone (``pytest -m "not slow"``) runs on parallel workers (``tests/parallel.py``);
+a parallel run's controller boots the scripted app and Chromium once for them (``early_boot``).
 """
 
 from __future__ import annotations
@@ -116,6 +113,8 @@ class Session:
 
 
 SESSION: Session | None = None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """The fast layer alone runs on parallel workers (``tests/parallel.py``)."""
@@ -146,10 +145,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         work = Path(tempfile.mkdtemp(prefix="playground-early-"))
         environment = dict(os.environ)  # now: the tests' monkeypatching must not reach the app
         ready = None
-        if parallel.is_controller(session.config):  # its workers start after this hook: they inherit the file
+        if parallel.is_controller(session.config):  # its workers start after this hook: they inherit it
             shared = BootFile(work / "boot.json")
             os.environ[BOOT_FILE_ENV] = str(shared.path)
-            ready = lambda name, result: shared.write(name, published(result))  # noqa: E731
+
+            def ready(name: str, result: object) -> None:
+                shared.write(name, published(result))
         SESSION.boot = EarlyBoot.start(
             PLUGIN_EXAMPLE, work,
             lambda site: start_app(SCRIPTED_APP_ARGS, work / "cache", ARTIFACTS / "app-scripted.log",
@@ -203,6 +204,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if SESSION.boot:
         SESSION.boot.stop()
+    if parallel.is_controller(session.config):
+        parallel.cleanup()
     if SESSION.saved_env is None:
         os.environ.pop(DATA_DIR_ENV, None)
     else:
@@ -396,5 +399,3 @@ def scripted_backend(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     monkeypatch.setenv(ENABLE_ENV, "1")
     if "PLAYGROUND_CACHE" not in os.environ:
         monkeypatch.setenv("PLAYGROUND_CACHE", str(tmp_path_factory.mktemp("scripted-cache")))
-
-

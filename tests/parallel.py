@@ -85,6 +85,15 @@ def publish_app_modules(nodeids: Iterable[str]) -> None:
     partial.replace(path)
 
 
+def cleanup() -> None:
+    """The controller, at the end: remove the folder of the workers' file."""
+    import shutil
+
+    target = os.environ.pop(GROUPS_FILE_ENV, None)
+    if target:
+        shutil.rmtree(Path(target).parent, ignore_errors=True)
+
+
 def app_modules() -> set[str]:
     target = os.environ.get(GROUPS_FILE_ENV)
     try:
